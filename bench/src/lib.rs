@@ -1,0 +1,1 @@
+//! Shared helpers of the benchmarks live in the benches themselves.

@@ -1,0 +1,265 @@
+//! The command line, and its translation into protocol requests.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail};
+use clap::{Parser, Subcommand};
+use vswitch::control::protocol::{Options, Request};
+use vswitch::wire::MacAddr;
+
+#[derive(Debug, Parser)]
+#[command(name = "vsctl", version, about = "Control a running vswitchd")]
+pub struct Cli {
+    /// The daemon's control socket.
+    #[arg(
+        long,
+        global = true,
+        env = "VSWITCH_SOCKET",
+        default_value = "/run/vswitch/vswitchd.sock"
+    )]
+    pub socket: PathBuf,
+    /// Print the reply as JSON, for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Show the versions of vsctl and the daemon.
+    Version,
+    /// Bridges: isolated forwarding domains.
+    #[command(subcommand)]
+    Bridge(BridgeCmd),
+    /// Ports: where frames enter and leave a bridge.
+    #[command(subcommand)]
+    Port(PortCmd),
+    /// The forwarding table of a bridge.
+    #[command(subcommand)]
+    Fdb(FdbCmd),
+    /// Per-port counters, drops by reason.
+    Stats {
+        /// Only this port.
+        port: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BridgeCmd {
+    /// Create a bridge. Options: aging=SECS (default 300), mac_table_size=N (default 65536).
+    Add {
+        bridge: String,
+        /// KEY=VALUE options.
+        options: Vec<String>,
+    },
+    /// Change a bridge's options (aging=SECS).
+    Set {
+        bridge: String,
+        /// KEY=VALUE options.
+        #[arg(required = true)]
+        options: Vec<String>,
+    },
+    /// Delete a bridge and all its ports.
+    Del { bridge: String },
+    /// List bridges.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PortCmd {
+    /// Add a port: type=tap [iface=TAPNAME] | type=afpacket iface=IFNAME.
+    Add {
+        bridge: String,
+        port: String,
+        /// KEY=VALUE options.
+        #[arg(required = true)]
+        options: Vec<String>,
+    },
+    /// Delete a port (a tap the switch created goes with it).
+    Del { bridge: String, port: String },
+    /// List ports, of one bridge or all.
+    List { bridge: Option<String> },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FdbCmd {
+    /// Show the table: VLAN, MAC, port, age, static or learned.
+    Show { bridge: String },
+    /// Add a static entry: MAC always behind PORT. Option: vlan=N.
+    Add {
+        bridge: String,
+        mac: String,
+        port: String,
+        /// vlan=N (default 0, untagged).
+        options: Vec<String>,
+    },
+    /// Delete an entry (static or learned). Option: vlan=N.
+    Del {
+        bridge: String,
+        mac: String,
+        /// vlan=N (default 0, untagged).
+        options: Vec<String>,
+    },
+    /// Forget all learned entries of a bridge (static ones stay).
+    Flush { bridge: String },
+}
+
+/// Parses `KEY=VALUE` words; a key given twice is an error.
+pub fn parse_options(words: &[String]) -> anyhow::Result<Options> {
+    let mut out = Options::new();
+    for w in words {
+        let (k, v) = w
+            .split_once('=')
+            .ok_or_else(|| anyhow!("expected KEY=VALUE, got {w:?}"))?;
+        if k.is_empty() {
+            bail!("empty option name in {w:?}");
+        }
+        if out.insert(k.to_string(), v.to_string()).is_some() {
+            bail!("option {k:?} given twice");
+        }
+    }
+    Ok(out)
+}
+
+fn parse_mac(s: &str) -> anyhow::Result<MacAddr> {
+    s.parse().map_err(|e| anyhow!("{e}"))
+}
+
+/// `vlan=N` is the only option of the fdb commands.
+fn parse_vlan(words: &[String]) -> anyhow::Result<u16> {
+    let mut options = parse_options(words)?;
+    let vlan = match options.remove("vlan") {
+        Some(v) => v
+            .parse::<u16>()
+            .ok()
+            .filter(|v| *v <= 4095)
+            .ok_or_else(|| anyhow!("vlan={v:?}: expected 0 to 4095"))?,
+        None => 0,
+    };
+    if let Some(k) = options.keys().next() {
+        bail!("unknown option {k:?} (known: vlan)");
+    }
+    Ok(vlan)
+}
+
+pub fn to_request(cmd: &Cmd) -> anyhow::Result<Request> {
+    Ok(match cmd {
+        Cmd::Version => Request::Version,
+        Cmd::Bridge(b) => match b {
+            BridgeCmd::Add { bridge, options } => Request::BridgeAdd {
+                bridge: bridge.clone(),
+                options: parse_options(options)?,
+            },
+            BridgeCmd::Set { bridge, options } => Request::BridgeSet {
+                bridge: bridge.clone(),
+                options: parse_options(options)?,
+            },
+            BridgeCmd::Del { bridge } => Request::BridgeDel {
+                bridge: bridge.clone(),
+            },
+            BridgeCmd::List => Request::BridgeList,
+        },
+        Cmd::Port(p) => match p {
+            PortCmd::Add {
+                bridge,
+                port,
+                options,
+            } => Request::PortAdd {
+                bridge: bridge.clone(),
+                port: port.clone(),
+                options: parse_options(options)?,
+            },
+            PortCmd::Del { bridge, port } => Request::PortDel {
+                bridge: bridge.clone(),
+                port: port.clone(),
+            },
+            PortCmd::List { bridge } => Request::PortList {
+                bridge: bridge.clone(),
+            },
+        },
+        Cmd::Fdb(f) => match f {
+            FdbCmd::Show { bridge } => Request::FdbShow {
+                bridge: bridge.clone(),
+            },
+            FdbCmd::Add {
+                bridge,
+                mac,
+                port,
+                options,
+            } => Request::FdbAdd {
+                bridge: bridge.clone(),
+                mac: parse_mac(mac)?,
+                port: port.clone(),
+                vlan: parse_vlan(options)?,
+            },
+            FdbCmd::Del {
+                bridge,
+                mac,
+                options,
+            } => Request::FdbDel {
+                bridge: bridge.clone(),
+                mac: parse_mac(mac)?,
+                vlan: parse_vlan(options)?,
+            },
+            FdbCmd::Flush { bridge } => Request::FdbFlush {
+                bridge: bridge.clone(),
+            },
+        },
+        Cmd::Stats { port } => Request::Stats { port: port.clone() },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(args: &[&str]) -> anyhow::Result<Request> {
+        let cli = Cli::try_parse_from(std::iter::once("vsctl").chain(args.iter().copied()))?;
+        to_request(&cli.command)
+    }
+
+    #[test]
+    fn commands_map_to_requests() {
+        assert_eq!(
+            req(&["port", "add", "br0", "vm1", "type=tap"]).unwrap(),
+            Request::PortAdd {
+                bridge: "br0".into(),
+                port: "vm1".into(),
+                options: Options::from([("type".into(), "tap".into())]),
+            }
+        );
+        assert_eq!(
+            req(&["fdb", "add", "br0", "02:00:00:00:00:01", "p1", "vlan=10"]).unwrap(),
+            Request::FdbAdd {
+                bridge: "br0".into(),
+                mac: "02:00:00:00:00:01".parse().unwrap(),
+                port: "p1".into(),
+                vlan: 10,
+            }
+        );
+        assert_eq!(req(&["stats"]).unwrap(), Request::Stats { port: None });
+        assert_eq!(
+            req(&["--json", "bridge", "list"]).unwrap(),
+            Request::BridgeList
+        );
+    }
+
+    #[test]
+    fn bad_command_lines_are_errors() {
+        for bad in [
+            &["port", "add", "br0", "vm1"][..],
+            &["port", "add", "br0", "vm1", "typetap"],
+            &["port", "add", "br0", "vm1", "type=tap", "type=afpacket"],
+            &["port", "add", "br0", "vm1", "=tap"],
+            &["fdb", "add", "br0", "zz:00:00:00:00:01", "p1"],
+            &["fdb", "add", "br0", "02:00:00:00:00:01", "p1", "vlan=4096"],
+            &["fdb", "del", "br0", "02:00:00:00:00:01", "colour=red"],
+            &["bridge", "set", "br0"],
+            &["frobnicate"],
+            &["bridge"],
+        ] {
+            assert!(req(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

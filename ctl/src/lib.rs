@@ -1,0 +1,37 @@
+//! `vsctl`: talks to vswitchd over its unix socket.
+//!
+//! Parses the command line into a protocol `Request`, sends it as one JSON
+//! line, and prints the reply as a table (or as JSON with `--json`). Any
+//! error exits non-zero with a message on stderr.
+
+mod args;
+mod client;
+mod render;
+
+use clap::Parser;
+
+pub use args::{Cli, Cmd};
+
+/// Runs vsctl with the process arguments; returns the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(out) => {
+            if !out.is_empty() {
+                println!("{out}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("vsctl: error: {e:#}");
+            1
+        }
+    }
+}
+
+/// Runs one command and returns what to print.
+pub fn run(cli: &Cli) -> anyhow::Result<String> {
+    let request = args::to_request(&cli.command)?;
+    let data = client::call(&cli.socket, &request)?;
+    render::render(&cli.command, data, cli.json)
+}

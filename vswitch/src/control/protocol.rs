@@ -1,0 +1,252 @@
+//! The control protocol, shared by `vswitchd` and `vsctl`.
+//!
+//! One JSON object per line each way over the unix socket. A request names a
+//! verb and its arguments:
+//!
+//! ```text
+//! {"verb":"port_add","args":{"bridge":"br0","port":"vm1","options":{"type":"tap"}}}
+//! ```
+//!
+//! and every reply is either `{"ok": DATA}` or `{"error": "MESSAGE"}`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::wire::MacAddr;
+
+pub use crate::pipeline::counters::PortStatsReport;
+
+/// Longest request line the server reads; longer ones get an error.
+pub const MAX_REQUEST_LEN: usize = 64 * 1024;
+
+/// Bumped when a request or reply changes incompatibly.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// `key=value` options, as given on the `vsctl` command line.
+pub type Options = BTreeMap<String, String>;
+
+/// Every request the daemon understands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "verb",
+    content = "args",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
+pub enum Request {
+    Version,
+    BridgeAdd {
+        bridge: String,
+        #[serde(default)]
+        options: Options,
+    },
+    BridgeSet {
+        bridge: String,
+        options: Options,
+    },
+    BridgeDel {
+        bridge: String,
+    },
+    BridgeList,
+    PortAdd {
+        bridge: String,
+        port: String,
+        options: Options,
+    },
+    PortDel {
+        bridge: String,
+        port: String,
+    },
+    PortList {
+        #[serde(default)]
+        bridge: Option<String>,
+    },
+    FdbShow {
+        bridge: String,
+    },
+    FdbAdd {
+        bridge: String,
+        mac: MacAddr,
+        port: String,
+        #[serde(default)]
+        vlan: u16,
+    },
+    FdbDel {
+        bridge: String,
+        mac: MacAddr,
+        #[serde(default)]
+        vlan: u16,
+    },
+    FdbFlush {
+        bridge: String,
+    },
+    Stats {
+        #[serde(default)]
+        port: Option<String>,
+    },
+}
+
+/// A reply: exactly one of `ok` (with the verb's data) or `error`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reply {
+    Ok(serde_json::Value),
+    Error(String),
+}
+
+impl Reply {
+    pub fn ok<T: Serialize>(data: &T) -> Reply {
+        match serde_json::to_value(data) {
+            Ok(v) => Reply::Ok(v),
+            Err(e) => Reply::Error(format!("internal error encoding reply: {e}")),
+        }
+    }
+
+    pub fn done() -> Reply {
+        Reply::Ok(serde_json::Value::Null)
+    }
+}
+
+/// Reply data of `version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub daemon: String,
+    pub protocol: u32,
+}
+
+/// One row of `bridge_list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeInfo {
+    pub name: String,
+    pub aging_secs: u64,
+    pub mac_table_size: usize,
+    pub ports: Vec<String>,
+    pub fdb_entries: usize,
+    /// MACs that moved from one port to another since the bridge started.
+    pub fdb_moves: u64,
+    /// New MACs not learned because the table was full.
+    pub learn_refused: u64,
+}
+
+/// One row of `port_list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortInfo {
+    pub bridge: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub iface: String,
+    /// `up` when the datapath runs the port; otherwise why not, e.g. the
+    /// interface vanished while the daemon was down.
+    pub status: String,
+    pub options: Options,
+}
+
+/// Whether a table entry was configured or learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FdbEntryKind {
+    Static,
+    Learned,
+}
+
+/// One row of `fdb_show`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FdbEntryInfo {
+    pub vlan: u16,
+    pub mac: MacAddr,
+    pub port: String,
+    /// Seconds since the MAC was last seen (0 for static entries).
+    pub age_secs: u64,
+    #[serde(rename = "type")]
+    pub kind: FdbEntryKind,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Request, serde_json::Error> {
+        serde_json::from_str(s)
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        let reqs = [
+            Request::Version,
+            Request::BridgeAdd {
+                bridge: "br0".into(),
+                options: Options::from([("aging".into(), "60".into())]),
+            },
+            Request::PortAdd {
+                bridge: "br0".into(),
+                port: "p1".into(),
+                options: Options::from([("type".into(), "afpacket".into())]),
+            },
+            Request::FdbAdd {
+                bridge: "br0".into(),
+                mac: "02:00:00:00:00:01".parse().unwrap(),
+                port: "p1".into(),
+                vlan: 0,
+            },
+            Request::Stats { port: None },
+        ];
+        for r in reqs {
+            let line = serde_json::to_string(&r).unwrap();
+            assert!(!line.contains('\n'));
+            assert_eq!(parse(&line).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn wire_shape_is_verb_and_args() {
+        let r = parse(r#"{"verb":"bridge_del","args":{"bridge":"br9"}}"#).unwrap();
+        assert_eq!(
+            r,
+            Request::BridgeDel {
+                bridge: "br9".into()
+            }
+        );
+        assert_eq!(parse(r#"{"verb":"version"}"#).unwrap(), Request::Version);
+        assert_eq!(
+            parse(r#"{"verb":"port_list","args":{}}"#).unwrap(),
+            Request::PortList { bridge: None }
+        );
+    }
+
+    #[test]
+    fn bad_requests_are_errors() {
+        for bad in [
+            "",
+            "{",
+            "[]",
+            r#"{"verb":"reboot"}"#,
+            r#"{"verb":"bridge_add"}"#,
+            r#"{"verb":"bridge_add","args":{}}"#,
+            r#"{"verb":"bridge_add","args":{"bridge":7}}"#,
+            r#"{"verb":"bridge_add","args":{"bridge":"b","extra":1}}"#,
+            r#"{"verb":"fdb_add","args":{"bridge":"b","mac":"nope","port":"p"}}"#,
+            r#"{"verb":"fdb_add","args":{"bridge":"b","mac":"02:00:00:00:00:01","port":"p","vlan":70000}}"#,
+            r#"{"args":{}}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn replies_have_one_key() {
+        let ok = serde_json::to_string(&Reply::ok(&VersionInfo {
+            daemon: "0.1.0".into(),
+            protocol: 1,
+        }))
+        .unwrap();
+        assert!(ok.starts_with(r#"{"ok":"#), "{ok}");
+        let err = serde_json::to_string(&Reply::Error("no such bridge".into())).unwrap();
+        assert_eq!(err, r#"{"error":"no such bridge"}"#);
+        assert_eq!(
+            serde_json::from_str::<Reply>(&err).unwrap(),
+            Reply::Error("no such bridge".into())
+        );
+    }
+}

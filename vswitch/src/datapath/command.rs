@@ -1,0 +1,106 @@
+//! Commands the control thread sends to the datapath thread.
+//!
+//! Each carries a oneshot sender for its reply; the datapath answers after
+//! applying the command between two bursts, so the control thread sees a
+//! consistent state and the datapath never waits on anyone.
+
+use tokio::sync::oneshot;
+
+use crate::control::protocol::{FdbEntryInfo, PortStatsReport};
+use crate::fdb::FdbCounters;
+use crate::port::Port;
+use crate::wire::MacAddr;
+
+/// Why the datapath refused a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DatapathError {
+    #[error("no bridge {0:?}")]
+    NoSuchBridge(String),
+    #[error("bridge {0:?} exists already")]
+    BridgeExists(String),
+    #[error("no port {0:?}")]
+    NoSuchPort(String),
+    #[error("port {0:?} exists already")]
+    PortExists(String),
+    #[error("port {port:?} is not on bridge {bridge:?}")]
+    PortNotOnBridge { port: String, bridge: String },
+    #[error("no entry for {mac} in VLAN {vlan}")]
+    NoSuchEntry { mac: MacAddr, vlan: u16 },
+    #[error("the forwarding table of bridge {0:?} is full")]
+    TableFull(String),
+    #[error("could not register the port's descriptor for readiness: {0}")]
+    Readiness(String),
+    #[error("the datapath thread is not running")]
+    Gone,
+}
+
+pub type Reply<T> = oneshot::Sender<Result<T, DatapathError>>;
+
+/// What the datapath reports of a bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeState {
+    pub name: String,
+    pub ports: Vec<String>,
+    pub fdb_entries: usize,
+    pub fdb_counters: FdbCounters,
+    pub aging_secs: u64,
+    pub max_entries: usize,
+}
+
+pub enum Command {
+    AddBridge {
+        name: String,
+        aging_secs: u64,
+        max_entries: usize,
+        reply: Reply<()>,
+    },
+    SetAging {
+        bridge: String,
+        secs: u64,
+        reply: Reply<()>,
+    },
+    DelBridge {
+        name: String,
+        reply: Reply<()>,
+    },
+    AddPort {
+        bridge: String,
+        name: String,
+        port: Box<dyn Port>,
+        reply: Reply<()>,
+    },
+    /// Removes a port; the reply hands the backend back so the control
+    /// thread closes it (closing a tap or ring can take a while).
+    DelPort {
+        name: String,
+        reply: Reply<Box<dyn Port>>,
+    },
+    FdbAdd {
+        bridge: String,
+        vlan: u16,
+        mac: MacAddr,
+        port: String,
+        reply: Reply<()>,
+    },
+    FdbDel {
+        bridge: String,
+        vlan: u16,
+        mac: MacAddr,
+        reply: Reply<()>,
+    },
+    FdbFlush {
+        bridge: String,
+        reply: Reply<()>,
+    },
+    FdbDump {
+        bridge: String,
+        reply: Reply<Vec<FdbEntryInfo>>,
+    },
+    Bridges {
+        reply: Reply<Vec<BridgeState>>,
+    },
+    Stats {
+        reply: Reply<Vec<PortStatsReport>>,
+    },
+    Shutdown,
+}

@@ -1,0 +1,113 @@
+//! The datapath: one poll-mode thread that owns every port and bridge.
+//!
+//! The loop: receive a burst from each port in turn and run it through the
+//! pipeline; flush the ports' transmit queues; once a second, age the
+//! tables; drain the command channel. While frames flow it spins. After
+//! `IDLE_SPIN` without a frame it blocks in epoll (mio) on the ports'
+//! descriptors and the command channel's waker, with a timeout at the next
+//! housekeeping second, so an idle switch costs no CPU.
+//!
+//! Control -> datapath is a crossbeam channel of `Command`s plus a
+//! `mio::Waker`: the sender pushes the command, then wakes the loop if it
+//! sleeps. Replies travel back on the oneshot each command carries.
+
+mod command;
+mod handle;
+mod switch;
+
+pub use command::{BridgeState, Command, DatapathError, Reply};
+pub use handle::DatapathHandle;
+pub use switch::Switch;
+
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, TryRecvError};
+use mio::{Events, Poll, Token};
+
+use crate::packet::Batch;
+
+/// How long the loop keeps spinning without traffic before it blocks. Long
+/// enough that a steady stream (even one frame per ~100 us) never pays the
+/// wake-up latency, short enough that sparse traffic costs little CPU.
+pub const IDLE_SPIN: Duration = Duration::from_micros(200);
+
+pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX);
+
+pub struct Worker {
+    switch: Switch,
+    commands: Receiver<Command>,
+    poll: Poll,
+    batch: Batch,
+    start: Instant,
+}
+
+impl Worker {
+    pub(crate) fn new(poll: Poll, commands: Receiver<Command>) -> Worker {
+        Worker {
+            switch: Switch::new(),
+            commands,
+            poll,
+            batch: Batch::new(),
+            start: Instant::now(),
+        }
+    }
+
+    /// Runs until a `Shutdown` command arrives or the channel closes.
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(64);
+        let mut last_work = Instant::now();
+        let mut last_housekeeping = 0u64;
+        loop {
+            let now_secs = self.now_secs();
+            let frames = self.switch.poll_once(&mut self.batch, now_secs);
+            let now = Instant::now();
+            if frames > 0 {
+                last_work = now;
+            }
+
+            let now_secs = self.now_secs();
+            if now_secs != last_housekeeping {
+                last_housekeeping = now_secs;
+                self.switch.housekeeping(now_secs);
+            }
+
+            if !self.drain_commands() {
+                return;
+            }
+
+            if frames == 0 && now.duration_since(last_work) >= IDLE_SPIN {
+                let next_second = Duration::from_secs(now_secs + 1)
+                    .saturating_sub(self.start.elapsed())
+                    .max(Duration::from_millis(1));
+                // Interrupted waits and spurious wake-ups just mean one more
+                // pass of the loop.
+                let _ = self.poll.poll(&mut events, Some(next_second));
+                last_work = Instant::now();
+                if !self.drain_commands() {
+                    return;
+                }
+            } else if frames == 0 {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    fn now_secs(&self) -> u64 {
+        self.start.elapsed().as_secs()
+    }
+
+    /// Applies every waiting command; false when it is time to stop.
+    fn drain_commands(&mut self) -> bool {
+        loop {
+            match self.commands.try_recv() {
+                Ok(Command::Shutdown) => return false,
+                Ok(cmd) => {
+                    let now = self.now_secs();
+                    self.switch.apply(cmd, self.poll.registry(), now);
+                }
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+}

@@ -1,0 +1,478 @@
+//! The datapath's state: bridges and ports, and how commands change them.
+
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+
+use super::command::{BridgeState, Command, DatapathError};
+use crate::control::protocol::{FdbEntryInfo, FdbEntryKind, PortStatsReport};
+use crate::fdb::{Fdb, PortId};
+use crate::packet::Batch;
+use crate::pipeline::counters::PortCounters;
+use crate::pipeline::{process_batch, Bridge, PortSlot};
+
+/// Every bridge and port the datapath runs. Slots of deleted bridges and
+/// ports are `None` and reused by later additions.
+#[derive(Default)]
+pub struct Switch {
+    bridges: Vec<Option<Bridge>>,
+    ports: Vec<Option<PortSlot>>,
+}
+
+fn free_slot<T>(v: &mut Vec<Option<T>>) -> usize {
+    match v.iter().position(Option::is_none) {
+        Some(i) => i,
+        None => {
+            v.push(None);
+            v.len() - 1
+        }
+    }
+}
+
+impl Switch {
+    pub fn new() -> Switch {
+        Switch::default()
+    }
+
+    /// Receives one burst from every port and forwards it. Returns the
+    /// number of frames received.
+    pub fn poll_once(&mut self, batch: &mut Batch, now: u64) -> usize {
+        let mut total = 0;
+        for id in 0..self.ports.len() {
+            let Some(slot) = self.ports[id].as_mut() else {
+                continue;
+            };
+            batch.clear();
+            let n = slot.port.rx_burst(batch, &mut slot.counters);
+            if n == 0 {
+                continue;
+            }
+            total += n;
+            let bridge_idx = slot.bridge;
+            if let Some(Some(bridge)) = self.bridges.get_mut(bridge_idx) {
+                process_batch(batch, id as PortId, bridge, &mut self.ports, now);
+            }
+        }
+        for slot in self.ports.iter_mut().flatten() {
+            slot.port.flush(&mut slot.counters);
+        }
+        total
+    }
+
+    /// Once a second: ages the tables.
+    pub fn housekeeping(&mut self, now: u64) {
+        for bridge in self.bridges.iter_mut().flatten() {
+            bridge.fdb.age(now);
+        }
+    }
+
+    fn bridge_index(&self, name: &str) -> Result<usize, DatapathError> {
+        self.bridges
+            .iter()
+            .position(|b| b.as_ref().is_some_and(|b| b.name == name))
+            .ok_or_else(|| DatapathError::NoSuchBridge(name.to_string()))
+    }
+
+    fn port_index(&self, name: &str) -> Result<usize, DatapathError> {
+        self.ports
+            .iter()
+            .position(|p| p.as_ref().is_some_and(|p| p.name == name))
+            .ok_or_else(|| DatapathError::NoSuchPort(name.to_string()))
+    }
+
+    /// Counters of the port named `name`.
+    pub fn port_counters(&self, name: &str) -> Option<PortCounters> {
+        let id = self.port_index(name).ok()?;
+        self.ports[id].as_ref().map(|p| p.counters)
+    }
+
+    fn bridge_mut(&mut self, name: &str) -> Result<&mut Bridge, DatapathError> {
+        let i = self.bridge_index(name)?;
+        Ok(self.bridges[i].as_mut().expect("index from bridge_index"))
+    }
+
+    /// The port `port`, checked to be a member of bridge `bridge_idx`.
+    fn member_port(&self, bridge_idx: usize, port: &str) -> Result<PortId, DatapathError> {
+        let id = self.port_index(port)?;
+        let slot = self.ports[id].as_ref().expect("index from port_index");
+        if slot.bridge != bridge_idx {
+            let bridge = self.bridges[bridge_idx]
+                .as_ref()
+                .map(|b| b.name.clone())
+                .unwrap_or_default();
+            return Err(DatapathError::PortNotOnBridge {
+                port: port.to_string(),
+                bridge,
+            });
+        }
+        Ok(id as PortId)
+    }
+
+    fn port_name(&self, id: PortId) -> String {
+        self.ports
+            .get(id as usize)
+            .and_then(|p| p.as_ref())
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| format!("#{id}"))
+    }
+
+    /// Applies one command and sends its reply. Never panics on bad input:
+    /// every refusal is a `DatapathError` in the reply.
+    pub fn apply(&mut self, cmd: Command, registry: &Registry, now: u64) {
+        // A dropped reply receiver means the client went away; the change
+        // stands either way, so send errors are ignored throughout.
+        match cmd {
+            Command::AddBridge {
+                name,
+                aging_secs,
+                max_entries,
+                reply,
+            } => {
+                let _ = reply.send(self.add_bridge(name, aging_secs, max_entries));
+            }
+            Command::SetAging {
+                bridge,
+                secs,
+                reply,
+            } => {
+                let r = self.bridge_mut(&bridge).map(|b| b.fdb.set_aging_secs(secs));
+                let _ = reply.send(r);
+            }
+            Command::DelBridge { name, reply } => {
+                let r = self.del_bridge(&name, registry);
+                let _ = reply.send(r);
+            }
+            Command::AddPort {
+                bridge,
+                name,
+                port,
+                reply,
+            } => {
+                let _ = reply.send(self.add_port(&bridge, name, port, Some(registry)));
+            }
+            Command::DelPort { name, reply } => {
+                let _ = reply.send(self.del_port(&name, registry));
+            }
+            Command::FdbAdd {
+                bridge,
+                vlan,
+                mac,
+                port,
+                reply,
+            } => {
+                let r = (|| {
+                    let b = self.bridge_index(&bridge)?;
+                    let id = self.member_port(b, &port)?;
+                    let br = self.bridges[b].as_mut().expect("index from bridge_index");
+                    br.fdb
+                        .add_static(vlan, mac, id)
+                        .map_err(|_| DatapathError::TableFull(bridge.clone()))
+                })();
+                let _ = reply.send(r);
+            }
+            Command::FdbDel {
+                bridge,
+                vlan,
+                mac,
+                reply,
+            } => {
+                let r = self.bridge_mut(&bridge).and_then(|b| {
+                    b.fdb
+                        .remove(vlan, mac)
+                        .map(|_| ())
+                        .ok_or(DatapathError::NoSuchEntry { mac, vlan })
+                });
+                let _ = reply.send(r);
+            }
+            Command::FdbFlush { bridge, reply } => {
+                let r = self.bridge_mut(&bridge).map(|b| b.fdb.flush_learned());
+                let _ = reply.send(r);
+            }
+            Command::FdbDump { bridge, reply } => {
+                let r = self.bridge_index(&bridge).map(|b| {
+                    let br = self.bridges[b].as_ref().expect("index from bridge_index");
+                    let mut rows: Vec<FdbEntryInfo> = br
+                        .fdb
+                        .iter()
+                        .map(|(vlan, mac, e)| FdbEntryInfo {
+                            vlan,
+                            mac,
+                            port: self.port_name(e.port),
+                            age_secs: if e.is_static {
+                                0
+                            } else {
+                                now.saturating_sub(e.last_seen)
+                            },
+                            kind: if e.is_static {
+                                FdbEntryKind::Static
+                            } else {
+                                FdbEntryKind::Learned
+                            },
+                        })
+                        .collect();
+                    rows.sort_by_key(|r| (r.vlan, r.mac));
+                    rows
+                });
+                let _ = reply.send(r);
+            }
+            Command::Bridges { reply } => {
+                let states = self
+                    .bridges
+                    .iter()
+                    .flatten()
+                    .map(|b| BridgeState {
+                        name: b.name.clone(),
+                        ports: b.ports.iter().map(|p| self.port_name(*p)).collect(),
+                        fdb_entries: b.fdb.len(),
+                        fdb_counters: b.fdb.counters,
+                        aging_secs: b.fdb.aging_secs(),
+                        max_entries: b.fdb.max_entries(),
+                    })
+                    .collect();
+                let _ = reply.send(Ok(states));
+            }
+            Command::Stats { reply } => {
+                let rows = self
+                    .ports
+                    .iter()
+                    .flatten()
+                    .map(|slot| {
+                        let bridge = self.bridges[slot.bridge]
+                            .as_ref()
+                            .map(|b| b.name.as_str())
+                            .unwrap_or("");
+                        PortStatsReport::new(bridge, &slot.name, &slot.counters)
+                    })
+                    .collect();
+                let _ = reply.send(Ok(rows));
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    /// Adds a bridge. Also the setup path of benches and fuzz targets.
+    pub fn add_bridge(
+        &mut self,
+        name: String,
+        aging_secs: u64,
+        max_entries: usize,
+    ) -> Result<(), DatapathError> {
+        if self.bridge_index(&name).is_ok() {
+            return Err(DatapathError::BridgeExists(name));
+        }
+        let i = free_slot(&mut self.bridges);
+        self.bridges[i] = Some(Bridge {
+            name,
+            fdb: Fdb::new(max_entries, aging_secs),
+            ports: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Adds a port to a bridge; with a registry, its descriptor is watched
+    /// for readiness (benches and fuzz targets pass none).
+    pub fn add_port(
+        &mut self,
+        bridge: &str,
+        name: String,
+        port: Box<dyn crate::port::Port>,
+        registry: Option<&Registry>,
+    ) -> Result<(), DatapathError> {
+        let b = self.bridge_index(bridge)?;
+        if self.port_index(&name).is_ok() {
+            return Err(DatapathError::PortExists(name));
+        }
+        let id = free_slot(&mut self.ports);
+        if let (Some(fd), Some(registry)) = (port.readiness_fd(), registry) {
+            registry
+                .register(&mut SourceFd(&fd), Token(id), Interest::READABLE)
+                .map_err(|e| DatapathError::Readiness(e.to_string()))?;
+        }
+        self.ports[id] = Some(PortSlot {
+            name,
+            bridge: b,
+            port,
+            counters: PortCounters::default(),
+        });
+        self.bridges[b]
+            .as_mut()
+            .expect("index from bridge_index")
+            .ports
+            .push(id as PortId);
+        Ok(())
+    }
+
+    fn del_port(
+        &mut self,
+        name: &str,
+        registry: &Registry,
+    ) -> Result<Box<dyn crate::port::Port>, DatapathError> {
+        let id = self.port_index(name)?;
+        let slot = self.ports[id].take().expect("index from port_index");
+        if let Some(fd) = slot.port.readiness_fd() {
+            // The descriptor closes right after; a failed deregister only
+            // means epoll forgets it then.
+            let _ = registry.deregister(&mut SourceFd(&fd));
+        }
+        if let Some(Some(bridge)) = self.bridges.get_mut(slot.bridge) {
+            bridge.ports.retain(|p| *p != id as PortId);
+            bridge.fdb.flush_port(id as PortId);
+        }
+        Ok(slot.port)
+    }
+
+    fn del_bridge(&mut self, name: &str, registry: &Registry) -> Result<(), DatapathError> {
+        let b = self.bridge_index(name)?;
+        let members: Vec<String> = self.bridges[b]
+            .as_ref()
+            .expect("index from bridge_index")
+            .ports
+            .iter()
+            .map(|p| self.port_name(*p))
+            .collect();
+        for port in members {
+            self.del_port(&port, registry)?;
+        }
+        self.bridges[b] = None;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::port::loopback::LoopbackPort;
+    use crate::wire::ethernet::build_frame;
+    use crate::wire::MacAddr;
+    use tokio::sync::oneshot;
+
+    fn call<T>(
+        sw: &mut Switch,
+        poll: &mio::Poll,
+        make: impl FnOnce(super::super::Reply<T>) -> Command,
+    ) -> Result<T, DatapathError> {
+        let (tx, mut rx) = oneshot::channel();
+        sw.apply(make(tx), poll.registry(), 0);
+        rx.try_recv().expect("apply always replies")
+    }
+
+    fn mac(n: u8) -> MacAddr {
+        MacAddr([2, 0, 0, 0, 0, n])
+    }
+
+    #[test]
+    fn commands_build_and_tear_down() {
+        let poll = mio::Poll::new().unwrap();
+        let mut sw = Switch::new();
+        for br in ["a", "b"] {
+            call(&mut sw, &poll, |reply| Command::AddBridge {
+                name: br.into(),
+                aging_secs: 300,
+                max_entries: 100,
+                reply,
+            })
+            .unwrap();
+        }
+        let dup = call(&mut sw, &poll, |reply| Command::AddBridge {
+            name: "a".into(),
+            aging_secs: 300,
+            max_entries: 100,
+            reply,
+        });
+        assert_eq!(dup, Err(DatapathError::BridgeExists("a".into())));
+        for (br, p) in [("a", "p1"), ("a", "p2"), ("b", "p3")] {
+            call(&mut sw, &poll, |reply| Command::AddPort {
+                bridge: br.into(),
+                name: p.into(),
+                port: Box::new(LoopbackPort::new(p)),
+                reply,
+            })
+            .unwrap();
+        }
+        let wrong_bridge = call(&mut sw, &poll, |reply| Command::FdbAdd {
+            bridge: "a".into(),
+            vlan: 0,
+            mac: mac(1),
+            port: "p3".into(),
+            reply,
+        });
+        assert!(matches!(
+            wrong_bridge,
+            Err(DatapathError::PortNotOnBridge { .. })
+        ));
+        call(&mut sw, &poll, |reply| Command::FdbAdd {
+            bridge: "a".into(),
+            vlan: 0,
+            mac: mac(1),
+            port: "p2".into(),
+            reply,
+        })
+        .unwrap();
+        let rows = call(&mut sw, &poll, |reply| Command::FdbDump {
+            bridge: "a".into(),
+            reply,
+        })
+        .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].port, "p2");
+        assert_eq!(rows[0].kind, FdbEntryKind::Static);
+
+        // Deleting a port drops its table entries and frees its slot.
+        call(&mut sw, &poll, |reply| Command::DelPort {
+            name: "p2".into(),
+            reply,
+        })
+        .unwrap();
+        let rows = call(&mut sw, &poll, |reply| Command::FdbDump {
+            bridge: "a".into(),
+            reply,
+        })
+        .unwrap();
+        assert!(rows.is_empty());
+        call(&mut sw, &poll, |reply| Command::DelBridge {
+            name: "b".into(),
+            reply,
+        })
+        .unwrap();
+        let stats = call(&mut sw, &poll, |reply| Command::Stats { reply }).unwrap();
+        let names: Vec<_> = stats.iter().map(|s| s.port.as_str()).collect();
+        assert_eq!(names, ["p1"]);
+        let bridges = call(&mut sw, &poll, |reply| Command::Bridges { reply }).unwrap();
+        assert_eq!(bridges.len(), 1);
+        assert_eq!(bridges[0].ports, ["p1"]);
+    }
+
+    #[test]
+    fn poll_once_forwards_between_loopback_ports() {
+        let poll = mio::Poll::new().unwrap();
+        let mut sw = Switch::new();
+        call(&mut sw, &poll, |reply| Command::AddBridge {
+            name: "a".into(),
+            aging_secs: 2,
+            max_entries: 100,
+            reply,
+        })
+        .unwrap();
+        let mut p1 = LoopbackPort::new("p1");
+        p1.inject(&build_frame(MacAddr::BROADCAST, mac(1), 0x0806, &[0; 28]));
+        for (name, port) in [("p1", p1), ("p2", LoopbackPort::new("p2"))] {
+            call(&mut sw, &poll, |reply| Command::AddPort {
+                bridge: "a".into(),
+                name: name.into(),
+                port: Box::new(port),
+                reply,
+            })
+            .unwrap();
+        }
+        let mut batch = Batch::new();
+        assert_eq!(sw.poll_once(&mut batch, 0), 1);
+        assert_eq!(sw.poll_once(&mut batch, 0), 0);
+        let stats = call(&mut sw, &poll, |reply| Command::Stats { reply }).unwrap();
+        assert_eq!(stats[0].rx_packets, 1);
+        assert_eq!(stats[1].tx_packets, 1);
+        // The learned entry ages out at housekeeping.
+        sw.housekeeping(1);
+        assert_eq!(sw.bridges[0].as_ref().unwrap().fdb.len(), 1);
+        sw.housekeeping(2);
+        assert_eq!(sw.bridges[0].as_ref().unwrap().fdb.len(), 0);
+    }
+}

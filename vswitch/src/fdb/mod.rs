@@ -1,0 +1,333 @@
+//! The forwarding table of one bridge: (VLAN, MAC) -> port.
+//!
+//! Keys pack the 12-bit VLAN and the 48-bit MAC into one u64; values are a
+//! port id, the second the MAC was last seen and a static flag. The table is
+//! sized once for `max_entries` and never grows past it: when full, new MACs
+//! are not learned (counted in `learn_refused`) and their frames still flood,
+//! so a MAC flood from a VM costs bounded memory. Aging compares the
+//! last-seen second with the datapath clock in a sweep the datapath runs once
+//! a second, so the per-packet path only stores a timestamp.
+//!
+//! Time is always an argument (`now`, seconds on the datapath's monotonic
+//! clock): tests drive aging with no sleeps.
+
+use hashbrown::HashMap;
+
+use crate::wire::MacAddr;
+
+/// Index of a port in the datapath's port slab.
+pub type PortId = u32;
+
+/// Default seconds a learned MAC lives without being seen.
+pub const DEFAULT_AGING_SECS: u64 = 300;
+/// Default upper bound of entries per bridge.
+pub const DEFAULT_MAX_ENTRIES: usize = 65536;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FdbEntry {
+    pub port: PortId,
+    pub last_seen: u64,
+    pub is_static: bool,
+}
+
+/// What `learn` did with a source address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LearnOutcome {
+    /// Already known on this port; refreshed.
+    Refreshed,
+    /// A new entry.
+    Learned,
+    /// Was known on another port; now points at this one.
+    Moved { from: PortId },
+    /// Table full: not learned.
+    Refused,
+    /// A static entry pins the MAC to another port: left alone.
+    StaticConflict,
+}
+
+/// Table-wide counters, read by the control thread as a copy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FdbCounters {
+    pub learned: u64,
+    pub moves: u64,
+    pub learn_refused: u64,
+    pub static_conflicts: u64,
+    pub aged_out: u64,
+}
+
+#[inline]
+fn key(vlan: u16, mac: MacAddr) -> u64 {
+    (u64::from(vlan & 0x0fff) << 48) | mac.to_u64()
+}
+
+#[inline]
+fn unkey(k: u64) -> (u16, MacAddr) {
+    ((k >> 48) as u16, MacAddr::from_u64(k & 0xffff_ffff_ffff))
+}
+
+pub struct Fdb {
+    table: HashMap<u64, FdbEntry>,
+    max_entries: usize,
+    aging_secs: u64,
+    pub counters: FdbCounters,
+}
+
+impl Fdb {
+    /// A table for up to `max_entries`, allocated now so learning never
+    /// allocates.
+    pub fn new(max_entries: usize, aging_secs: u64) -> Fdb {
+        Fdb {
+            table: HashMap::with_capacity(max_entries),
+            max_entries,
+            aging_secs,
+            counters: FdbCounters::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    pub fn max_entries(&self) -> usize {
+        self.max_entries
+    }
+
+    pub fn aging_secs(&self) -> u64 {
+        self.aging_secs
+    }
+
+    pub fn set_aging_secs(&mut self, secs: u64) {
+        self.aging_secs = secs;
+    }
+
+    #[inline]
+    pub fn lookup(&self, vlan: u16, mac: MacAddr) -> Option<PortId> {
+        self.table.get(&key(vlan, mac)).map(|e| e.port)
+    }
+
+    pub fn get(&self, vlan: u16, mac: MacAddr) -> Option<FdbEntry> {
+        self.table.get(&key(vlan, mac)).copied()
+    }
+
+    /// Records that `mac` was seen on `port` in `vlan` at `now`.
+    #[inline]
+    pub fn learn(&mut self, vlan: u16, mac: MacAddr, port: PortId, now: u64) -> LearnOutcome {
+        let k = key(vlan, mac);
+        if let Some(e) = self.table.get_mut(&k) {
+            if e.port == port {
+                e.last_seen = now;
+                return LearnOutcome::Refreshed;
+            }
+            if e.is_static {
+                self.counters.static_conflicts += 1;
+                return LearnOutcome::StaticConflict;
+            }
+            let from = e.port;
+            e.port = port;
+            e.last_seen = now;
+            self.counters.moves += 1;
+            return LearnOutcome::Moved { from };
+        }
+        if self.table.len() >= self.max_entries {
+            self.counters.learn_refused += 1;
+            return LearnOutcome::Refused;
+        }
+        self.table.insert(
+            k,
+            FdbEntry {
+                port,
+                last_seen: now,
+                is_static: false,
+            },
+        );
+        self.counters.learned += 1;
+        LearnOutcome::Learned
+    }
+
+    /// Pins `mac` to `port`, replacing any learned or static entry. Fails
+    /// only when the table is full and the key is new.
+    pub fn add_static(&mut self, vlan: u16, mac: MacAddr, port: PortId) -> Result<(), FdbFull> {
+        let k = key(vlan, mac);
+        if !self.table.contains_key(&k) && self.table.len() >= self.max_entries {
+            return Err(FdbFull);
+        }
+        self.table.insert(
+            k,
+            FdbEntry {
+                port,
+                last_seen: 0,
+                is_static: true,
+            },
+        );
+        Ok(())
+    }
+
+    pub fn remove(&mut self, vlan: u16, mac: MacAddr) -> Option<FdbEntry> {
+        self.table.remove(&key(vlan, mac))
+    }
+
+    /// Forgets every learned entry; static ones stay.
+    pub fn flush_learned(&mut self) {
+        self.table.retain(|_, e| e.is_static);
+    }
+
+    /// Forgets every entry, static included, that points at `port` (the port
+    /// is going away). Returns the static entries removed, for the caller to
+    /// report.
+    pub fn flush_port(&mut self, port: PortId) -> usize {
+        let mut statics = 0;
+        self.table.retain(|_, e| {
+            let gone = e.port == port;
+            if gone && e.is_static {
+                statics += 1;
+            }
+            !gone
+        });
+        statics
+    }
+
+    /// Removes learned entries not seen for `aging_secs` or more.
+    pub fn age(&mut self, now: u64) -> usize {
+        let aging = self.aging_secs;
+        let before = self.table.len();
+        self.table
+            .retain(|_, e| e.is_static || now.saturating_sub(e.last_seen) < aging);
+        let removed = before - self.table.len();
+        self.counters.aged_out += removed as u64;
+        removed
+    }
+
+    /// Every entry as (vlan, mac, entry), in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (u16, MacAddr, FdbEntry)> + '_ {
+        self.table.iter().map(|(k, e)| {
+            let (vlan, mac) = unkey(*k);
+            (vlan, mac, *e)
+        })
+    }
+}
+
+/// The table has no room for another entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("forwarding table is full")]
+pub struct FdbFull;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mac(n: u8) -> MacAddr {
+        MacAddr([0x02, 0, 0, 0, 0, n])
+    }
+
+    #[test]
+    fn learns_and_looks_up_per_vlan() {
+        let mut t = Fdb::new(16, 300);
+        assert_eq!(t.learn(0, mac(1), 7, 0), LearnOutcome::Learned);
+        assert_eq!(t.learn(10, mac(1), 8, 0), LearnOutcome::Learned);
+        assert_eq!(t.lookup(0, mac(1)), Some(7));
+        assert_eq!(t.lookup(10, mac(1)), Some(8));
+        assert_eq!(t.lookup(20, mac(1)), None);
+        assert_eq!(t.learn(0, mac(1), 7, 5), LearnOutcome::Refreshed);
+        assert_eq!(t.get(0, mac(1)).unwrap().last_seen, 5);
+        assert_eq!(t.counters.learned, 2);
+    }
+
+    #[test]
+    fn moves_are_counted() {
+        let mut t = Fdb::new(16, 300);
+        t.learn(0, mac(1), 1, 0);
+        assert_eq!(t.learn(0, mac(1), 2, 1), LearnOutcome::Moved { from: 1 });
+        assert_eq!(t.lookup(0, mac(1)), Some(2));
+        assert_eq!(t.counters.moves, 1);
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn aging_with_injected_clock() {
+        let mut t = Fdb::new(16, 300);
+        t.learn(0, mac(1), 1, 0);
+        t.learn(0, mac(2), 1, 100);
+        t.add_static(0, mac(3), 2).unwrap();
+        assert_eq!(t.age(299), 0);
+        assert_eq!(t.age(300), 1);
+        assert_eq!(t.lookup(0, mac(1)), None);
+        assert_eq!(t.lookup(0, mac(2)), Some(1));
+        // Refreshing keeps an entry alive past its first deadline.
+        t.learn(0, mac(2), 1, 350);
+        assert_eq!(t.age(449), 0);
+        assert_eq!(t.age(650), 1);
+        // Static entries never age.
+        assert_eq!(t.age(u64::MAX), 0);
+        assert_eq!(t.lookup(0, mac(3)), Some(2));
+        assert_eq!(t.counters.aged_out, 2);
+    }
+
+    #[test]
+    fn aging_time_can_change() {
+        let mut t = Fdb::new(16, 300);
+        t.learn(0, mac(1), 1, 0);
+        t.set_aging_secs(10);
+        assert_eq!(t.age(10), 1);
+    }
+
+    #[test]
+    fn full_table_refuses_and_keeps_memory_bounded() {
+        let mut t = Fdb::new(4, 300);
+        for n in 0..4 {
+            assert_eq!(t.learn(0, mac(n), 1, 0), LearnOutcome::Learned);
+        }
+        let cap = t.table.capacity();
+        for n in 4..200 {
+            assert_eq!(t.learn(0, mac(n), 1, 0), LearnOutcome::Refused);
+        }
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.table.capacity(), cap);
+        assert_eq!(t.counters.learn_refused, 196);
+        // Known MACs still refresh and move when full.
+        assert_eq!(t.learn(0, mac(0), 2, 1), LearnOutcome::Moved { from: 1 });
+        assert_eq!(t.add_static(0, mac(99), 1), Err(FdbFull));
+        assert!(t.add_static(0, mac(1), 3).is_ok());
+    }
+
+    #[test]
+    fn static_entries_win_over_learning() {
+        let mut t = Fdb::new(16, 300);
+        t.learn(0, mac(1), 1, 0);
+        t.add_static(0, mac(1), 2).unwrap();
+        assert_eq!(t.learn(0, mac(1), 1, 5), LearnOutcome::StaticConflict);
+        assert_eq!(t.lookup(0, mac(1)), Some(2));
+        assert_eq!(t.counters.static_conflicts, 1);
+        assert!(t.get(0, mac(1)).unwrap().is_static);
+        t.flush_learned();
+        assert_eq!(t.lookup(0, mac(1)), Some(2));
+        assert!(t.remove(0, mac(1)).is_some());
+        assert_eq!(t.lookup(0, mac(1)), None);
+    }
+
+    #[test]
+    fn flush_port_removes_everything_on_it() {
+        let mut t = Fdb::new(16, 300);
+        t.learn(0, mac(1), 1, 0);
+        t.learn(0, mac(2), 2, 0);
+        t.add_static(5, mac(3), 1).unwrap();
+        assert_eq!(t.flush_port(1), 1);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.lookup(0, mac(2)), Some(2));
+    }
+
+    #[test]
+    fn keys_round_trip() {
+        let m: MacAddr = "fe:ff:ff:ff:ff:ff".parse().unwrap();
+        let entries: Vec<_> = {
+            let mut t = Fdb::new(4, 1);
+            t.learn(4095, m, 1, 0);
+            t.iter().collect()
+        };
+        assert_eq!(entries[0].0, 4095);
+        assert_eq!(entries[0].1, m);
+    }
+}

@@ -1,0 +1,15 @@
+//! vswitch: a userspace virtual switch for hypervisor hosts.
+//!
+//! See `docs/architecture.md` for how a frame travels through the switch.
+//! Unsafe code is confined to `port::sys`.
+#![deny(unsafe_code)]
+
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod datapath;
+pub mod fdb;
+pub mod packet;
+pub mod pipeline;
+pub mod port;
+pub mod wire;

@@ -1,0 +1,303 @@
+//! Packet buffers and fixed-capacity batches.
+//!
+//! A `PacketBuf` is allocated once, when the datapath starts, and reused for
+//! every frame after: ports copy received frames into it, the pipeline reads
+//! and rewrites it in place. Each buffer keeps `HEADROOM` bytes in front of
+//! the frame so a VLAN tag (or, later, tunnel headers) can be pushed without
+//! moving the payload.
+
+/// Frames per batch: the unit of work of every stage.
+pub const BATCH_SIZE: usize = 32;
+/// Bytes kept free in front of a received frame.
+pub const HEADROOM: usize = 128;
+/// Largest frame a buffer holds: a 9000-byte jumbo MTU, Ethernet header and
+/// two VLAN tags, with room to spare.
+pub const MAX_FRAME_LEN: usize = 9216 + 64;
+
+/// Per-frame metadata set by the receiving port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameMeta {
+    /// The kernel had not computed the frame's L4 checksum yet (the sender
+    /// relies on checksum offload). Kept so later offload work can finish it.
+    pub csum_not_ready: bool,
+}
+
+/// One frame's storage, with headroom.
+pub struct PacketBuf {
+    data: Box<[u8]>,
+    start: usize,
+    len: usize,
+    pub meta: FrameMeta,
+}
+
+impl Default for PacketBuf {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PacketBuf {
+    pub fn new() -> Self {
+        PacketBuf {
+            data: vec![0u8; HEADROOM + MAX_FRAME_LEN].into_boxed_slice(),
+            start: HEADROOM,
+            len: 0,
+            meta: FrameMeta::default(),
+        }
+    }
+
+    /// Empties the buffer and restores the full headroom.
+    #[inline]
+    pub fn reset(&mut self) {
+        self.start = HEADROOM;
+        self.len = 0;
+        self.meta = FrameMeta::default();
+    }
+
+    /// The space a port receives into: everything after the headroom.
+    /// Call `set_len` with the number of bytes written.
+    #[inline]
+    pub fn rx_area(&mut self) -> &mut [u8] {
+        &mut self.data[HEADROOM..]
+    }
+
+    /// Sets the frame length after a receive into `rx_area`; lengths past
+    /// the buffer are clamped.
+    #[inline]
+    pub fn set_len(&mut self, len: usize) {
+        self.start = HEADROOM;
+        self.len = len.min(MAX_FRAME_LEN);
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline]
+    pub fn frame(&self) -> &[u8] {
+        &self.data[self.start..self.start + self.len]
+    }
+
+    #[inline]
+    pub fn frame_mut(&mut self) -> &mut [u8] {
+        &mut self.data[self.start..self.start + self.len]
+    }
+
+    /// Bytes free in front of the frame.
+    #[inline]
+    pub fn headroom(&self) -> usize {
+        self.start
+    }
+
+    /// Grows the frame by `n` bytes at the front and returns the new frame;
+    /// `None` (frame unchanged) when the headroom is too small.
+    pub fn push_front(&mut self, n: usize) -> Option<&mut [u8]> {
+        if n > self.start {
+            return None;
+        }
+        self.start -= n;
+        self.len += n;
+        Some(self.frame_mut())
+    }
+
+    /// Drops `n` bytes from the front of the frame; `false` if it is shorter.
+    pub fn pull_front(&mut self, n: usize) -> bool {
+        if n > self.len {
+            return false;
+        }
+        self.start += n;
+        self.len -= n;
+        true
+    }
+
+    /// Inserts `bytes` at `offset` inside the frame, shifting the bytes
+    /// before `offset` into the headroom (cheap for a header insert).
+    pub fn insert_at(&mut self, offset: usize, bytes: &[u8]) -> bool {
+        let n = bytes.len();
+        if offset > self.len || n > self.start {
+            return false;
+        }
+        let old_start = self.start;
+        self.start -= n;
+        self.len += n;
+        self.data
+            .copy_within(old_start..old_start + offset, self.start);
+        self.data[self.start + offset..self.start + offset + n].copy_from_slice(bytes);
+        true
+    }
+
+    /// Replaces the contents with a copy of `frame`, truncated to the capacity;
+    /// returns false if it had to truncate.
+    pub fn copy_from(&mut self, frame: &[u8]) -> bool {
+        let n = frame.len().min(MAX_FRAME_LEN);
+        self.reset();
+        self.data[HEADROOM..HEADROOM + n].copy_from_slice(&frame[..n]);
+        self.len = n;
+        n == frame.len()
+    }
+}
+
+/// Up to `BATCH_SIZE` frames, in preallocated buffers.
+///
+/// A port fills it with `slot` + `commit`: `slot` lends the next free buffer
+/// (reset), `commit` keeps what was written into it as the next frame.
+pub struct Batch {
+    bufs: Vec<PacketBuf>,
+    len: usize,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Batch {
+    pub fn new() -> Self {
+        Batch {
+            bufs: (0..BATCH_SIZE).map(|_| PacketBuf::new()).collect(),
+            len: 0,
+        }
+    }
+
+    #[inline]
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.len == BATCH_SIZE
+    }
+
+    /// The next free buffer, reset, or `None` when the batch is full.
+    #[inline]
+    pub fn slot(&mut self) -> Option<&mut PacketBuf> {
+        let buf = self.bufs.get_mut(self.len)?;
+        buf.reset();
+        Some(buf)
+    }
+
+    /// Keeps the buffer last lent by `slot` as a frame of the batch.
+    #[inline]
+    pub fn commit(&mut self) {
+        if self.len < BATCH_SIZE {
+            self.len += 1;
+        }
+    }
+
+    /// Forgets the last committed frame.
+    #[inline]
+    pub fn uncommit_last(&mut self) {
+        self.len = self.len.saturating_sub(1);
+    }
+
+    /// Appends a copy of `frame` (truncated to a buffer's capacity); false if
+    /// the batch is full or the frame had to be truncated.
+    pub fn push_copy(&mut self, frame: &[u8]) -> bool {
+        match self.slot() {
+            Some(buf) => {
+                let complete = buf.copy_from(frame);
+                self.commit();
+                complete
+            }
+            None => false,
+        }
+    }
+
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<&PacketBuf> {
+        self.bufs[..self.len].get(i)
+    }
+
+    #[inline]
+    pub fn get_mut(&mut self, i: usize) -> Option<&mut PacketBuf> {
+        self.bufs[..self.len].get_mut(i)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &PacketBuf> {
+        self.bufs[..self.len].iter()
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut PacketBuf> {
+        self.bufs[..self.len].iter_mut()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_fills_to_capacity() {
+        let mut b = Batch::new();
+        for i in 0..BATCH_SIZE {
+            assert!(b.push_copy(&[i as u8; 60]));
+        }
+        assert!(b.is_full());
+        assert!(!b.push_copy(&[0; 60]));
+        assert!(b.slot().is_none());
+        assert_eq!(b.get(7).unwrap().frame(), &[7u8; 60][..]);
+        b.clear();
+        assert!(b.is_empty());
+        assert!(b.get(0).is_none());
+    }
+
+    #[test]
+    fn slot_without_commit_is_not_a_frame() {
+        let mut b = Batch::new();
+        b.slot().unwrap().set_len(10);
+        assert_eq!(b.len(), 0);
+        b.slot().unwrap().set_len(20);
+        b.commit();
+        assert_eq!(b.get(0).unwrap().len(), 20);
+    }
+
+    #[test]
+    fn insert_and_pull_keep_bytes() {
+        let mut p = PacketBuf::new();
+        p.copy_from(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x08, 0x00, 0xaa]);
+        assert!(p.insert_at(12, &[0x81, 0x00, 0x00, 0x0a]));
+        assert_eq!(
+            p.frame(),
+            &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x81, 0x00, 0x00, 0x0a, 0x08, 0x00, 0xaa]
+        );
+        assert!(p.pull_front(4));
+        assert_eq!(p.len(), 15);
+        assert!(!p.pull_front(100));
+        assert!(!p.insert_at(100, &[0]));
+    }
+
+    #[test]
+    fn headroom_is_bounded() {
+        let mut p = PacketBuf::new();
+        p.set_len(10);
+        assert!(p.push_front(HEADROOM + 1).is_none());
+        assert_eq!(p.len(), 10);
+        assert!(p.push_front(HEADROOM).is_some());
+        assert_eq!(p.headroom(), 0);
+    }
+
+    #[test]
+    fn oversize_copies_are_truncated_and_reported() {
+        let mut p = PacketBuf::new();
+        assert!(!p.copy_from(&vec![0u8; MAX_FRAME_LEN + 5]));
+        assert_eq!(p.len(), MAX_FRAME_LEN);
+    }
+}

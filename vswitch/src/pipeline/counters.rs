@@ -1,0 +1,156 @@
+//! Per-port counters and drop reasons.
+//!
+//! The datapath owns every counter and writes it without locks; the control
+//! thread reads copies (`PortCounters` is `Copy`) sent back in command
+//! replies. A frame that vanishes without a counter here is a bug.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! drop_reasons {
+    ($($variant:ident => $name:literal, $doc:literal;)*) => {
+        /// Why a frame was dropped. Each reason has its own counter, named by
+        /// `name()` in `vsctl stats` and metrics.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum DropReason {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl DropReason {
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)*];
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// The stable name used in stats output and metrics.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(DropReason::$variant => $name,)*
+                }
+            }
+
+            pub fn from_name(name: &str) -> Option<DropReason> {
+                match name {
+                    $($name => Some(DropReason::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    RxTruncated => "rx_truncated", "Received frame larger than the port's receive buffer.";
+    RxError => "rx_error", "The port's receive call failed with an error other than 'try again'.";
+    Runt => "runt", "Frame shorter than an Ethernet header (or a truncated 802.1Q tag).";
+    InvalidSourceMac => "invalid_src_mac", "Source MAC is multicast, broadcast or all-zero.";
+    SamePort => "same_port", "Destination was learned on the port the frame came in on.";
+    NoFloodPorts => "no_flood_ports", "Flooded frame had no other port in its bridge to go to.";
+    TxRingFull => "tx_ring_full", "The output port could not take the frame now (ring or socket buffer full).";
+    TxError => "tx_error", "The output port's send call failed.";
+    TxTooBig => "tx_too_big", "Frame larger than the output port can send.";
+}
+
+/// A copy of one port's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortCounters {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    drops: [u64; DropReason::COUNT],
+}
+
+impl PortCounters {
+    #[inline]
+    pub fn count_drop(&mut self, reason: DropReason) {
+        self.drops[reason as usize] += 1;
+    }
+
+    #[inline]
+    pub fn count_drops(&mut self, reason: DropReason, n: u64) {
+        self.drops[reason as usize] += n;
+    }
+
+    #[inline]
+    pub fn count_rx(&mut self, bytes: usize) {
+        self.rx_packets += 1;
+        self.rx_bytes += bytes as u64;
+    }
+
+    #[inline]
+    pub fn count_tx(&mut self, bytes: usize) {
+        self.tx_packets += 1;
+        self.tx_bytes += bytes as u64;
+    }
+
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize]
+    }
+
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    /// Every reason with its count, in declaration order.
+    pub fn drop_list(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL
+            .iter()
+            .map(|r| (*r, self.drops[*r as usize]))
+    }
+}
+
+/// Counters of one port as the control protocol reports them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortStatsReport {
+    pub bridge: String,
+    pub port: String,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    /// Every drop reason by name, zeros included, so scripts can rely on keys.
+    pub drops: std::collections::BTreeMap<String, u64>,
+}
+
+impl PortStatsReport {
+    pub fn new(bridge: &str, port: &str, c: &PortCounters) -> Self {
+        PortStatsReport {
+            bridge: bridge.to_string(),
+            port: port.to_string(),
+            rx_packets: c.rx_packets,
+            rx_bytes: c.rx_bytes,
+            tx_packets: c.tx_packets,
+            tx_bytes: c.tx_bytes,
+            drops: c
+                .drop_list()
+                .map(|(r, n)| (r.name().to_string(), n))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for r in DropReason::ALL {
+            assert!(seen.insert(r.name()));
+            assert_eq!(DropReason::from_name(r.name()), Some(*r));
+        }
+        assert_eq!(DropReason::from_name("nope"), None);
+    }
+
+    #[test]
+    fn drops_add_up() {
+        let mut c = PortCounters::default();
+        c.count_drop(DropReason::Runt);
+        c.count_drops(DropReason::TxRingFull, 3);
+        assert_eq!(c.drops(DropReason::Runt), 1);
+        assert_eq!(c.total_drops(), 4);
+        let r = PortStatsReport::new("br0", "p1", &c);
+        assert_eq!(r.drops["tx_ring_full"], 3);
+        assert_eq!(r.drops.len(), DropReason::COUNT);
+    }
+}

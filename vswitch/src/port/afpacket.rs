@@ -1,0 +1,529 @@
+//! AF_PACKET port: attaches the switch to an existing interface (a host NIC
+//! as uplink, or one end of a veth pair) through mmap'd TPACKET_V2 rx and tx
+//! rings, so receiving costs no syscall and sending one `sendto` per burst.
+//!
+//! - rx: the kernel strips the outer 802.1Q/802.1ad tag of every received
+//!   frame into the slot header before a packet socket sees it; `rx_burst`
+//!   puts it back in line while copying, so the pipeline sees the frame as
+//!   it was on the wire. PACKET_IGNORE_OUTGOING keeps the switch from
+//!   receiving what it (or the host) transmits on the interface.
+//! - tx: `tx_burst` copies frames into free tx slots and marks them
+//!   SEND_REQUEST; `flush` kicks the kernel once.
+//! - Sizes come from the MTU at open time: a later MTU change needs the port
+//!   to be reopened (bigger frames are counted as `RxTruncated`/`TxTooBig`).
+
+use std::io::ErrorKind;
+use std::os::fd::RawFd;
+
+use super::sys::packet_ring::{PacketRing, RingGeometry, RxFrame, RX_HEADER_ROOM};
+use super::sys::{self, SysError};
+use super::{validate_ifname, Port, PortError, PortKind};
+use crate::packet::{Batch, PacketBuf};
+use crate::pipeline::counters::{DropReason, PortCounters};
+
+const ETH_HLEN: usize = 14;
+const VLAN_HLEN: usize = 4;
+/// Bytes of rx and tx ring to aim for (at least `MIN_FRAMES` slots each).
+const RX_RING_BYTES: usize = 2 << 20;
+const TX_RING_BYTES: usize = 1 << 20;
+const MIN_FRAMES: usize = 64;
+const MIN_FRAME_SIZE: usize = 2048;
+/// After this many empty polls in a row, clear the socket's pending error
+/// (the ENETDOWN left by a link flap keeps it signalling POLLERR, which
+/// would wake an idle datapath forever).
+const IDLE_POLLS_BEFORE_ERROR_CHECK: u32 = 64;
+
+/// Ring sizes for an interface of `mtu`: slots of a power of two bytes
+/// holding the slot header, an Ethernet header, two VLAN tags and the MTU;
+/// blocks of one page or one slot, whichever is larger (both powers of
+/// two, so each is a multiple of the other's requirements).
+pub(crate) fn ring_geometry(mtu: u32, page_size: usize) -> RingGeometry {
+    let need = RX_HEADER_ROOM + ETH_HLEN + 2 * VLAN_HLEN + mtu as usize;
+    let frame = need.next_power_of_two().max(MIN_FRAME_SIZE);
+    let block = frame.max(page_size.next_power_of_two());
+    let per_block = block / frame;
+    let frames = |bytes: usize| (bytes / frame).max(MIN_FRAMES).div_ceil(per_block) * per_block;
+    RingGeometry {
+        frame_size: frame as u32,
+        block_size: block as u32,
+        rx_frames: frames(RX_RING_BYTES) as u32,
+        tx_frames: frames(TX_RING_BYTES) as u32,
+    }
+}
+
+/// An interface driven through a TPACKET_V2 socket.
+pub struct AfPacketPort {
+    ring: PacketRing,
+    name: String,
+    mtu: usize,
+    rx_frames: u32,
+    tx_frames: u32,
+    /// Next rx slot to look at (the kernel fills them in order).
+    rx_next: u32,
+    /// Next tx slot to fill; kept equal to the kernel's own tx head whenever
+    /// no frame waits (the kernel sends slots in order from its head).
+    tx_next: u32,
+    /// Slots were requested and not yet taken by the kernel.
+    tx_pending: bool,
+    idle_polls: u32,
+}
+
+impl AfPacketPort {
+    /// Opens a packet socket on the existing interface `iface`, maps its
+    /// rings, puts the interface in promiscuous mode and brings it up.
+    pub fn open(iface: &str) -> Result<AfPacketPort, PortError> {
+        validate_ifname(iface)?;
+        let err = |e: SysError| {
+            if e.is_no_device() {
+                PortError::NoSuchInterface(iface.to_string())
+            } else {
+                e.into_port_error(iface)
+            }
+        };
+        let Some(ifindex) = sys::if_index(iface).map_err(err)? else {
+            return Err(PortError::NoSuchInterface(iface.to_string()));
+        };
+        if sys::link_type(iface).map_err(err)? != libc::ARPHRD_ETHER {
+            return Err(PortError::Os {
+                what: "check the link type",
+                iface: iface.to_string(),
+                source: std::io::Error::new(ErrorKind::InvalidInput, "not an Ethernet interface"),
+            });
+        }
+        let mtu = sys::link_mtu(iface).map_err(err)?;
+        let geo = ring_geometry(mtu, sys::page_size());
+        let ring = PacketRing::open(ifindex, geo).map_err(err)?;
+        sys::link_up(iface).map_err(err)?;
+        Ok(AfPacketPort {
+            ring,
+            name: iface.to_string(),
+            mtu: mtu as usize,
+            rx_frames: geo.rx_frames,
+            tx_frames: geo.tx_frames,
+            rx_next: 0,
+            tx_next: 0,
+            tx_pending: false,
+            idle_polls: 0,
+        })
+    }
+
+    /// The largest frame the kernel accepts for sending: the MTU plus the
+    /// Ethernet header, plus one tag for 802.1Q frames (the kernel's rule),
+    /// and no more than a slot holds.
+    #[inline]
+    fn max_tx_len(&self, frame: &[u8]) -> usize {
+        let tagged = frame.len() >= ETH_HLEN && frame[12..14] == [0x81, 0x00];
+        let limit = self.mtu + ETH_HLEN + if tagged { VLAN_HLEN } else { 0 };
+        limit.min(self.ring.tx_room())
+    }
+
+    /// Takes back every slot the kernel has not taken: walking back from
+    /// the last one filled over SEND_REQUEST slots, and the WRONG_FORMAT
+    /// slot the kernel stopped at, if any. Those are contiguous and start at
+    /// the kernel's tx head, so `tx_next` rewinds to it. Returns how many.
+    fn reclaim_pending(&mut self) -> u64 {
+        let n = self.tx_frames;
+        let mut reclaimed = 0;
+        for _ in 0..n {
+            let prev = (self.tx_next + n - 1) % n;
+            let status = self.ring.tx_status(prev);
+            if status != libc::TP_STATUS_SEND_REQUEST && status != libc::TP_STATUS_WRONG_FORMAT {
+                break;
+            }
+            self.ring.tx_reclaim(prev);
+            self.tx_next = prev;
+            reclaimed += 1;
+            if status == libc::TP_STATUS_WRONG_FORMAT {
+                break;
+            }
+        }
+        reclaimed
+    }
+
+    /// Whether the last slot filled still waits for the kernel.
+    fn last_still_requested(&self) -> bool {
+        let last = (self.tx_next + self.tx_frames - 1) % self.tx_frames;
+        self.ring.tx_status(last) == libc::TP_STATUS_SEND_REQUEST
+    }
+}
+
+/// Copies a received frame into `buf`, putting a stripped VLAN tag back
+/// after the MAC addresses. Returns the frame length, or why it is dropped.
+#[inline]
+fn copy_rx(f: &RxFrame<'_>, buf: &mut PacketBuf) -> Result<usize, DropReason> {
+    if f.status & libc::TP_STATUS_COPY != 0 || (f.data.len() as u64) < u64::from(f.len) {
+        return Err(DropReason::RxTruncated);
+    }
+    let data = f.data;
+    let out = buf.rx_area();
+    let len = if f.status & libc::TP_STATUS_VLAN_VALID != 0 {
+        let tpid = if f.status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+            f.vlan_tpid
+        } else {
+            0x8100
+        };
+        let len = data.len() + VLAN_HLEN;
+        if len > out.len() {
+            return Err(DropReason::RxTruncated);
+        }
+        let macs = data.len().min(12);
+        out[..macs].copy_from_slice(&data[..macs]);
+        out[macs..macs + 2].copy_from_slice(&tpid.to_be_bytes());
+        out[macs + 2..macs + 4].copy_from_slice(&f.vlan_tci.to_be_bytes());
+        out[macs + 4..len].copy_from_slice(&data[macs..]);
+        len
+    } else {
+        if data.len() > out.len() {
+            return Err(DropReason::RxTruncated);
+        }
+        out[..data.len()].copy_from_slice(data);
+        data.len()
+    };
+    buf.set_len(len);
+    buf.meta.csum_not_ready = f.status & libc::TP_STATUS_CSUMNOTREADY != 0;
+    Ok(len)
+}
+
+impl Port for AfPacketPort {
+    fn kind(&self) -> PortKind {
+        PortKind::Afpacket
+    }
+
+    fn iface(&self) -> &str {
+        &self.name
+    }
+
+    fn rx_burst(&mut self, batch: &mut Batch, counters: &mut PortCounters) -> usize {
+        let mut got = 0;
+        while let Some(buf) = batch.slot() {
+            let Some(frame) = self.ring.rx_frame(self.rx_next) else {
+                break;
+            };
+            let copied = copy_rx(&frame, buf);
+            self.ring.rx_release(self.rx_next);
+            self.rx_next = (self.rx_next + 1) % self.rx_frames;
+            match copied {
+                Ok(len) => {
+                    batch.commit();
+                    counters.count_rx(len);
+                    got += 1;
+                }
+                Err(reason) => counters.count_drop(reason),
+            }
+        }
+        if got == 0 {
+            self.idle_polls += 1;
+            if self.idle_polls >= IDLE_POLLS_BEFORE_ERROR_CHECK {
+                self.idle_polls = 0;
+                let _ = self.ring.take_error();
+            }
+        } else {
+            self.idle_polls = 0;
+        }
+        got
+    }
+
+    fn tx_burst(&mut self, frames: &[&[u8]], counters: &mut PortCounters) -> usize {
+        let mut sent = 0;
+        for (i, frame) in frames.iter().enumerate() {
+            if frame.len() > self.max_tx_len(frame) {
+                counters.count_drop(DropReason::TxTooBig);
+                continue;
+            }
+            if frame.len() < ETH_HLEN {
+                // The kernel would refuse it and stop the ring at its slot.
+                counters.count_drop(DropReason::TxError);
+                continue;
+            }
+            match self.ring.tx_status(self.tx_next) {
+                libc::TP_STATUS_AVAILABLE => {}
+                // Refused by the kernel earlier and not reclaimed: count it
+                // and reuse the slot.
+                libc::TP_STATUS_WRONG_FORMAT => counters.count_drop(DropReason::TxError),
+                // SEND_REQUEST or SENDING: the ring is full; so is it for
+                // the rest of the burst.
+                _ => {
+                    counters.count_drops(DropReason::TxRingFull, (frames.len() - i) as u64);
+                    break;
+                }
+            }
+            if self.ring.tx_put(self.tx_next, frame) {
+                counters.count_tx(frame.len());
+                self.tx_next = (self.tx_next + 1) % self.tx_frames;
+                self.tx_pending = true;
+                sent += 1;
+            } else {
+                counters.count_drop(DropReason::TxError);
+            }
+        }
+        sent
+    }
+
+    /// Kicks the kernel once if frames wait. What the kernel does with the
+    /// ring when `sendto` fails (net/packet/af_packet.c, tpacket_snd):
+    /// - EAGAIN (socket send buffer full) and ENOBUFS (qdisc or driver
+    ///   dropped the skb): the slot at its head is set back to SEND_REQUEST
+    ///   and its head stays; the frames go out on a later kick, so they stay
+    ///   pending and the next flush kicks again.
+    /// - ENETDOWN/ENXIO (link down or gone): nothing is touched.
+    /// - A frame it refuses (EMSGSIZE, EINVAL): that slot becomes
+    ///   WRONG_FORMAT and its head stays there, which would stop the ring
+    ///   for good, since the kernel only ever sends from its head.
+    ///
+    /// For the last two (and any other error) the port takes back every
+    /// pending slot, counts each frame as `TxError` (at least one error per
+    /// failed flush), and rewinds to the kernel's head, so the ring never
+    /// wedges. A sendto that succeeds may still leave frames behind (the
+    /// send buffer filled midway): they stay pending too.
+    fn flush(&mut self, counters: &mut PortCounters) {
+        if !self.tx_pending {
+            return;
+        }
+        match self.ring.kick() {
+            Ok(()) => self.tx_pending = self.last_still_requested(),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ENOBUFS)) => {
+                self.tx_pending = self.last_still_requested();
+            }
+            Err(_) => {
+                let lost = self.reclaim_pending();
+                counters.count_drops(DropReason::TxError, lost.max(1));
+                self.tx_pending = false;
+            }
+        }
+    }
+
+    fn readiness_fd(&self) -> Option<RawFd> {
+        Some(self.ring.fd())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::port::sys::test_util::*;
+    use std::time::{Duration, Instant};
+
+    fn rig(tag: &str, mtu: u32) -> VethRig<AfPacketPort> {
+        VethRig::new(tag, mtu, |a| {
+            AfPacketPort::open(a).expect("open afpacket port")
+        })
+    }
+
+    #[test]
+    fn port_moves_to_the_datapath_thread() {
+        fn assert_send<T: Send>() {}
+        assert_send::<AfPacketPort>();
+    }
+
+    #[test]
+    fn geometry_follows_the_mtu() {
+        let g = ring_geometry(1500, 4096);
+        assert_eq!((g.frame_size, g.block_size), (2048, 4096));
+        assert_eq!((g.rx_frames, g.tx_frames), (1024, 512));
+        let g = ring_geometry(9000, 4096);
+        assert_eq!((g.frame_size, g.block_size), (16384, 16384));
+        assert_eq!((g.rx_frames, g.tx_frames), (128, 64));
+        let g = ring_geometry(65535, 4096);
+        assert_eq!((g.rx_frames, g.tx_frames), (64, 64));
+        assert_eq!(ring_geometry(68, 65536).block_size, 65536);
+    }
+
+    #[test]
+    fn receives_byte_for_byte() {
+        let mut r = rig("r", 1500);
+        let frame = test_frame(0x11, 100);
+        r.peer.send(&frame);
+        let fd = r.port.readiness_fd().unwrap();
+        assert_ne!(
+            poll_fd(fd, libc::POLLIN, 2000) & libc::POLLIN,
+            0,
+            "fd readable"
+        );
+        assert!(r.rx_expect(&frame));
+        let small = test_frame(0x12, 60);
+        r.peer.send(&small);
+        assert!(r.rx_expect(&small));
+        assert!(r.c.rx_packets >= 2 && r.c.rx_bytes >= 160);
+        assert_eq!(r.c.total_drops(), 0);
+    }
+
+    #[test]
+    fn sends_and_never_receives_its_own_frames() {
+        let mut r = rig("t", 1500);
+        let frame = test_frame(0x21, 200);
+        assert!(r.send(&frame), "peer got the frame");
+        assert_eq!((r.c.tx_packets, r.c.tx_bytes), (1, 200));
+        let mut batch = Batch::new();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(300) {
+            batch.clear();
+            r.port.rx_burst(&mut batch, &mut r.c);
+            assert!(
+                batch.iter().all(|b| b.frame() != frame),
+                "own frame came back"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn vlan_tags_stripped_by_the_kernel_are_put_back() {
+        let mut r = rig("v", 1500);
+        let inner = test_frame(0x31, 80);
+        let dot1q = tagged(0x8100, 0x0064, &inner);
+        r.peer.send(&dot1q);
+        assert!(r.rx_expect(&dot1q), "802.1Q frame in line");
+        let qinq = tagged(0x88a8, 0x00c8, &dot1q);
+        r.peer.send(&qinq);
+        assert!(r.rx_expect(&qinq), "802.1ad + 802.1Q frame in line");
+        let prio = tagged(0x8100, 0xe000, &inner);
+        r.peer.send(&prio);
+        assert!(r.rx_expect(&prio), "priority tag (VID 0) in line");
+        // A full-size tagged frame still fits both ways.
+        let untagged = test_frame(0x32, 1514);
+        let big = tagged(0x8100, 0x0064, &untagged);
+        assert!(r.send_seen(&big, &untagged), "1518-byte tagged frame sent");
+        r.peer.send(&big);
+        assert!(r.rx_expect(&big));
+        assert_eq!(r.c.total_drops(), 0);
+    }
+
+    #[test]
+    fn open_errors_are_clear() {
+        let missing = unique("vpx", "");
+        assert!(matches!(
+            AfPacketPort::open(&missing),
+            Err(PortError::NoSuchInterface(n)) if n == missing
+        ));
+        assert!(matches!(
+            AfPacketPort::open("a:b"),
+            Err(PortError::BadInterfaceName(_))
+        ));
+        match AfPacketPort::open("lo") {
+            Err(e @ PortError::Os { .. }) => assert!(e.to_string().contains("Ethernet"), "{e}"),
+            _ => panic!("lo must be refused"),
+        }
+    }
+
+    #[test]
+    fn jumbo_frames_pass_both_ways() {
+        let mut r = rig("j", 9000);
+        let frame = test_frame(0x41, 8000);
+        r.peer.send(&frame);
+        assert!(r.rx_expect(&frame), "8000-byte frame received");
+        assert!(r.send(&frame), "8000-byte frame sent");
+        let max = test_frame(0x42, 9014);
+        r.peer.send(&max);
+        assert!(r.rx_expect(&max), "9014-byte frame received");
+        assert_eq!(r.c.total_drops(), 0);
+    }
+
+    #[test]
+    fn too_big_and_ring_full_are_counted() {
+        let mut r = rig("f", 1500);
+        let big = test_frame(0x51, 1515);
+        assert_eq!(r.port.tx_burst(&[&big], &mut r.c), 0);
+        assert_eq!(r.c.drops(DropReason::TxTooBig), 1);
+
+        let frame = test_frame(0x52, 60);
+        let n = r.port.tx_frames as usize;
+        let burst = vec![&frame[..]; n + 5];
+        assert_eq!(r.port.tx_burst(&burst, &mut r.c), n);
+        assert_eq!(r.c.drops(DropReason::TxRingFull), 5);
+        // Flushing drains the ring (over several kicks if the socket's send
+        // buffer fills) and the ring takes frames again.
+        let last = test_frame(0x53, 60);
+        assert!(wait_until(|| {
+            r.port.flush(&mut r.c);
+            r.port.ring.tx_status(r.port.tx_next) == libc::TP_STATUS_AVAILABLE
+        }));
+        assert!(r.send(&last));
+        assert_eq!(r.c.drops(DropReason::TxError), 0);
+    }
+
+    #[test]
+    fn backpressure_keeps_frames_until_sent() {
+        let mut r = rig("b", 1500);
+        // A slow qdisc and a small send buffer make sendto stop midway
+        // (EAGAIN) or drop at the qdisc (ENOBUFS): frames must wait in the
+        // ring and all go out on later flushes, in order.
+        let tbf = ["rate", "8mbit", "burst", "4000", "limit", "4000"];
+        run(
+            "tc",
+            &[&["qdisc", "add", "dev", &r.a, "root", "tbf"][..], &tbf].concat(),
+        );
+        set_sndbuf(r.port.readiness_fd().unwrap(), 4096);
+        let frames: Vec<Vec<u8>> = (0..100u8)
+            .map(|i| {
+                let mut f = test_frame(0x80, 1000);
+                f[14] = i;
+                f
+            })
+            .collect();
+        let refs: Vec<&[u8]> = frames.iter().map(|f| &f[..]).collect();
+        assert_eq!(r.port.tx_burst(&refs, &mut r.c), 100);
+        let mut kicks = 0;
+        assert!(wait_until(|| {
+            r.port.flush(&mut r.c);
+            kicks += 1;
+            !r.port.tx_pending
+        }));
+        assert!(kicks > 1, "the kernel took everything in one kick");
+        let mut seen = 0u8;
+        while let Some(f) = r.peer.recv_matching(|f| f.len() == 1000 && f[13] == 0xb5) {
+            assert_eq!(f[14], seen, "frames out of order or lost");
+            seen += 1;
+            if seen == 100 {
+                break;
+            }
+        }
+        assert_eq!(seen, 100);
+        assert_eq!(r.c.total_drops(), 0);
+    }
+
+    #[test]
+    fn refused_frames_do_not_wedge_the_ring() {
+        let mut r = rig("w", 1500);
+        // Shrink the MTU behind the port's back: it still takes a 1400-byte
+        // frame, the kernel refuses it (EMSGSIZE, WRONG_FORMAT slot).
+        ip(&["link", "set", &r.a, "mtu", "1000"]);
+        let stale = test_frame(0x61, 1400);
+        let after = test_frame(0x62, 60);
+        assert_eq!(r.port.tx_burst(&[&stale, &after], &mut r.c), 2);
+        r.port.flush(&mut r.c);
+        assert_eq!(r.c.drops(DropReason::TxError), 2);
+        for i in 0..3u8 {
+            assert!(r.send(&test_frame(0x63 + i, 60)), "ring still sends");
+        }
+        assert_eq!(r.c.drops(DropReason::TxError), 2);
+    }
+
+    #[test]
+    fn link_down_is_counted_and_recovers() {
+        let mut r = rig("d", 1500);
+        ip(&["link", "set", &r.a, "down"]);
+        let frame = test_frame(0x71, 60);
+        assert_eq!(r.port.tx_burst(&[&frame, &frame], &mut r.c), 2);
+        r.port.flush(&mut r.c);
+        assert_eq!(r.c.drops(DropReason::TxError), 2);
+        ip(&["link", "set", &r.a, "up"]);
+        // The ENETDOWN the kernel left on the socket is cleared by idle
+        // polls, so the readiness fd stops signalling POLLERR.
+        let mut batch = Batch::new();
+        for _ in 0..IDLE_POLLS_BEFORE_ERROR_CHECK {
+            batch.clear();
+            r.port.rx_burst(&mut batch, &mut r.c);
+        }
+        let fd = r.port.readiness_fd().unwrap();
+        assert_eq!(poll_fd(fd, libc::POLLIN, 0) & libc::POLLERR, 0);
+        // Frames flow again once the veth has carrier.
+        let carrier = format!("/sys/class/net/{}/carrier", r.a);
+        assert!(wait_until(
+            || std::fs::read_to_string(&carrier).is_ok_and(|s| s.trim() == "1")
+        ));
+        let again = test_frame(0x72, 60);
+        assert!(r.send(&again));
+        r.peer.send(&again);
+        assert!(r.rx_expect(&again));
+    }
+}

@@ -1,0 +1,146 @@
+//! Ports: where frames enter and leave the switch.
+//!
+//! Every backend implements `Port`. A backend owns its kernel resources
+//! (file descriptors, mmap'd rings) and copies frames between them and the
+//! datapath's preallocated `Batch` buffers; it never allocates per frame and
+//! never blocks: a call that would block returns what it has, and a frame
+//! that cannot be sent now is dropped and counted (`TxRingFull`).
+//!
+//! Backends are opened by the control thread (where errors such as a missing
+//! interface become clear replies) and then moved into the datapath thread,
+//! which alone calls `rx_burst`/`tx_burst`. Unsafe code lives in `sys/` only.
+
+use std::os::fd::RawFd;
+
+use crate::packet::Batch;
+use crate::pipeline::counters::PortCounters;
+
+pub mod afpacket;
+pub mod loopback;
+pub mod sys;
+pub mod tap;
+
+/// The backend kinds an operator can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortKind {
+    Tap,
+    Afpacket,
+    Loopback,
+}
+
+impl PortKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortKind::Tap => "tap",
+            PortKind::Afpacket => "afpacket",
+            PortKind::Loopback => "loopback",
+        }
+    }
+}
+
+impl std::str::FromStr for PortKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "tap" => Ok(PortKind::Tap),
+            "afpacket" => Ok(PortKind::Afpacket),
+            other => Err(format!(
+                "unknown port type {other:?}: expected tap or afpacket"
+            )),
+        }
+    }
+}
+
+/// Errors opening or configuring a port.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    #[error("interface {0:?} does not exist")]
+    NoSuchInterface(String),
+    #[error("invalid interface name {0:?}: 1 to 15 characters, no '/', ':' or whitespace")]
+    BadInterfaceName(String),
+    #[error("{what} on {iface}: {source}")]
+    Os {
+        what: &'static str,
+        iface: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One port backend, driven by the datapath thread.
+pub trait Port: Send {
+    fn kind(&self) -> PortKind;
+
+    /// The kernel interface this port is bound to or created.
+    fn iface(&self) -> &str;
+
+    /// Receives up to the batch's free room. Frames go into `batch.slot()`
+    /// buffers and are kept with `batch.commit()`. Counts `rx_packets`,
+    /// `rx_bytes` and receive-side drops in `counters`. Returns the number of
+    /// frames added; 0 when nothing is waiting.
+    fn rx_burst(&mut self, batch: &mut Batch, counters: &mut PortCounters) -> usize;
+
+    /// Queues `frames` for transmission, in order. Counts `tx_packets`,
+    /// `tx_bytes` and tx drops in `counters`; never blocks. Returns the
+    /// number of frames accepted.
+    fn tx_burst(&mut self, frames: &[&[u8]], counters: &mut PortCounters) -> usize;
+
+    /// Pushes out whatever `tx_burst` queued (one kick per burst for ring
+    /// backends). The datapath calls it once per loop iteration after
+    /// transmitting.
+    fn flush(&mut self, _counters: &mut PortCounters) {}
+
+    /// The descriptor that becomes readable when frames wait, so an idle
+    /// datapath can block on it.
+    fn readiness_fd(&self) -> Option<RawFd>;
+}
+
+/// Checks a Linux interface name: 1..=15 bytes, no '/', ':' or whitespace.
+pub fn validate_ifname(name: &str) -> Result<(), PortError> {
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && !name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0);
+    if ok {
+        Ok(())
+    } else {
+        Err(PortError::BadInterfaceName(name.to_string()))
+    }
+}
+
+/// Opens the backend an operator asked for, on the control thread.
+pub fn open(kind: PortKind, iface: &str) -> Result<Box<dyn Port>, PortError> {
+    validate_ifname(iface)?;
+    match kind {
+        PortKind::Tap => Ok(Box::new(tap::TapPort::open(iface)?)),
+        PortKind::Afpacket => Ok(Box::new(afpacket::AfPacketPort::open(iface)?)),
+        PortKind::Loopback => Ok(Box::new(loopback::LoopbackPort::new(iface))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_names() {
+        for good in ["eth0", "vm1-nic", "a", "abcdefghijklmno"] {
+            assert!(validate_ifname(good).is_ok(), "{good}");
+        }
+        for bad in ["", "abcdefghijklmnop", "a/b", "a b", "a:1", ".", ".."] {
+            assert!(validate_ifname(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn kinds_parse() {
+        assert_eq!("tap".parse::<PortKind>().unwrap(), PortKind::Tap);
+        assert_eq!("afpacket".parse::<PortKind>().unwrap(), PortKind::Afpacket);
+        assert!("loopback".parse::<PortKind>().is_err());
+        assert!("vxlan".parse::<PortKind>().unwrap_err().contains("vxlan"));
+    }
+}
