@@ -470,9 +470,9 @@ mod tests {
         assert_eq!(stats[0].rx_packets, 1);
         assert_eq!(stats[1].tx_packets, 1);
         // The learned entry ages out at housekeeping.
-        sw.housekeeping(1);
-        assert_eq!(sw.bridges[0].as_ref().unwrap().fdb.len(), 1);
         sw.housekeeping(2);
+        assert_eq!(sw.bridges[0].as_ref().unwrap().fdb.len(), 1);
+        sw.housekeeping(3);
         assert_eq!(sw.bridges[0].as_ref().unwrap().fdb.len(), 0);
     }
 }

@@ -190,12 +190,16 @@ impl Fdb {
         statics
     }
 
-    /// Removes learned entries not seen for `aging_secs` or more.
+    /// Removes learned entries not seen for more than `aging_secs`.
+    ///
+    /// Timestamps are whole seconds, truncated: a MAC stamped `t` was last
+    /// seen somewhere in `[t, t+1)`. Keeping it while `now - t <= aging`
+    /// makes it live at least `aging` seconds and at most one more.
     pub fn age(&mut self, now: u64) -> usize {
         let aging = self.aging_secs;
         let before = self.table.len();
         self.table
-            .retain(|_, e| e.is_static || now.saturating_sub(e.last_seen) < aging);
+            .retain(|_, e| e.is_static || now.saturating_sub(e.last_seen) <= aging);
         let removed = before - self.table.len();
         self.counters.aged_out += removed as u64;
         removed
@@ -252,14 +256,15 @@ mod tests {
         t.learn(0, mac(1), 1, 0);
         t.learn(0, mac(2), 1, 100);
         t.add_static(0, mac(3), 2).unwrap();
-        assert_eq!(t.age(299), 0);
-        assert_eq!(t.age(300), 1);
+        // Stamped 0 means seen in [0, 1): alive through second 300.
+        assert_eq!(t.age(300), 0);
+        assert_eq!(t.age(301), 1);
         assert_eq!(t.lookup(0, mac(1)), None);
         assert_eq!(t.lookup(0, mac(2)), Some(1));
         // Refreshing keeps an entry alive past its first deadline.
         t.learn(0, mac(2), 1, 350);
-        assert_eq!(t.age(449), 0);
-        assert_eq!(t.age(650), 1);
+        assert_eq!(t.age(650), 0);
+        assert_eq!(t.age(651), 1);
         // Static entries never age.
         assert_eq!(t.age(u64::MAX), 0);
         assert_eq!(t.lookup(0, mac(3)), Some(2));
@@ -271,7 +276,8 @@ mod tests {
         let mut t = Fdb::new(16, 300);
         t.learn(0, mac(1), 1, 0);
         t.set_aging_secs(10);
-        assert_eq!(t.age(10), 1);
+        assert_eq!(t.age(10), 0);
+        assert_eq!(t.age(11), 1);
     }
 
     #[test]
