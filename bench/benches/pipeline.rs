@@ -37,7 +37,7 @@ fn switch_with(frames: Vec<Vec<u8>>, nports: u32) -> Switch {
         // Each port announces its MAC once so the table knows it.
         let hello = build_frame(MacAddr::BROADCAST, mac(i), 0x0806, &[0; 46]);
         let name = format!("p{i}");
-        let mut port = LoopbackPort::new(&name);
+        let mut port = LoopbackPort::counting(&name);
         port.inject(&hello);
         sw.add_port("br0", name, Box::new(port), None).unwrap();
         sw.poll_once(&mut batch, 0);

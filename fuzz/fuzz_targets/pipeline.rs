@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let mut sw = Switch::new();
     sw.add_bridge("br0".into(), 300, 8).unwrap();
     sw.add_bridge("br1".into(), 300, 8).unwrap();
-    let mut ports: Vec<LoopbackPort> = PORTS.iter().map(|(_, p)| LoopbackPort::new(p)).collect();
+    let mut ports: Vec<LoopbackPort> = PORTS.iter().map(|(_, p)| LoopbackPort::counting(p)).collect();
     let mut rest = data;
     let mut injected = [0u64; PORTS.len()];
     while rest.len() >= 2 {

@@ -34,6 +34,15 @@ impl LoopbackPort {
         }
     }
 
+    /// A port that only counts what it transmits (frames can still be
+    /// injected): a sink for benchmarks and fuzzing.
+    pub fn counting(name: &str) -> Self {
+        LoopbackPort {
+            name: name.to_string(),
+            ..Default::default()
+        }
+    }
+
     /// A port that receives `frames` over and over and only counts what it
     /// transmits: a traffic source and sink for benchmarks.
     pub fn replaying(name: &str, frames: Vec<Vec<u8>>) -> Self {
