@@ -1,11 +1,11 @@
 //! The datapath: one poll-mode thread that owns every port and bridge.
 //!
 //! The loop: receive a burst from each port in turn and run it through the
-//! pipeline; flush the ports' transmit queues; once a second, age the
-//! tables; drain the command channel. While frames flow it spins. After
-//! `IDLE_SPIN` without a frame it blocks in epoll (mio) on the ports'
-//! descriptors and the command channel's waker, with a timeout at the next
-//! housekeeping second, so an idle switch costs no CPU.
+//! pipeline; flush the ports' transmit queues; every `TICK` run the ports'
+//! timers (and, once a second, age the tables); drain the command channel.
+//! While frames flow it spins. After `IDLE_SPIN` without a frame it blocks
+//! in epoll (mio) on the ports' descriptors and the command channel's waker,
+//! with a timeout at the next tick, so an idle switch costs no CPU.
 //!
 //! Control -> datapath is a crossbeam channel of `Command`s plus a
 //! `mio::Waker`: the sender pushes the command, then wakes the loop if it
@@ -30,6 +30,10 @@ use crate::packet::Batch;
 /// enough that a steady stream (even one frame per ~100 us) never pays the
 /// wake-up latency, short enough that sparse traffic costs little CPU.
 pub const IDLE_SPIN: Duration = Duration::from_micros(200);
+
+/// Period of the ports' timers (`Port::tick`) and of table aging checks.
+/// An idle switch wakes this often: ten cheap passes a second.
+pub const TICK: Duration = Duration::from_millis(100);
 
 pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX);
 
@@ -56,32 +60,30 @@ impl Worker {
     pub fn run(mut self) {
         let mut events = Events::with_capacity(64);
         let mut last_work = Instant::now();
-        let mut last_housekeeping = 0u64;
+        let mut next_tick = TICK;
         loop {
-            let now_secs = self.now_secs();
-            let frames = self.switch.poll_once(&mut self.batch, now_secs);
-            let now = Instant::now();
+            let now = self.start.elapsed();
+            let frames = self.switch.poll_once(&mut self.batch, now.as_secs());
             if frames > 0 {
-                last_work = now;
+                last_work = Instant::now();
             }
 
-            let now_secs = self.now_secs();
-            if now_secs != last_housekeeping {
-                last_housekeeping = now_secs;
-                self.switch.housekeeping(now_secs);
+            if now >= next_tick {
+                self.switch.tick(now, &mut self.batch);
+                next_tick = now + TICK;
             }
 
             if !self.drain_commands() {
                 return;
             }
 
-            if frames == 0 && now.duration_since(last_work) >= IDLE_SPIN {
-                let next_second = Duration::from_secs(now_secs + 1)
+            if frames == 0 && last_work.elapsed() >= IDLE_SPIN {
+                let timeout = next_tick
                     .saturating_sub(self.start.elapsed())
                     .max(Duration::from_millis(1));
                 // Interrupted waits and spurious wake-ups just mean one more
                 // pass of the loop.
-                let _ = self.poll.poll(&mut events, Some(next_second));
+                let _ = self.poll.poll(&mut events, Some(timeout));
                 last_work = Instant::now();
                 if !self.drain_commands() {
                     return;
@@ -92,17 +94,13 @@ impl Worker {
         }
     }
 
-    fn now_secs(&self) -> u64 {
-        self.start.elapsed().as_secs()
-    }
-
     /// Applies every waiting command; false when it is time to stop.
     fn drain_commands(&mut self) -> bool {
         loop {
             match self.commands.try_recv() {
                 Ok(Command::Shutdown) => return false,
                 Ok(cmd) => {
-                    let now = self.now_secs();
+                    let now = self.start.elapsed().as_secs();
                     self.switch.apply(cmd, self.poll.registry(), now);
                 }
                 Err(TryRecvError::Empty) => return true,

@@ -1,5 +1,7 @@
 //! The datapath's state: bridges and ports, and how commands change them.
 
+use std::time::Duration;
+
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
@@ -8,7 +10,8 @@ use crate::control::protocol::{FdbEntryInfo, FdbEntryKind, PortStatsReport};
 use crate::fdb::{Fdb, PortId};
 use crate::packet::Batch;
 use crate::pipeline::counters::PortCounters;
-use crate::pipeline::{process_batch, Bridge, PortSlot};
+use crate::pipeline::{announce, process_batch, Bridge, PortSlot};
+use crate::port::PortEvent;
 
 /// Every bridge and port the datapath runs. Slots of deleted bridges and
 /// ports are `None` and reused by later additions.
@@ -16,6 +19,8 @@ use crate::pipeline::{process_batch, Bridge, PortSlot};
 pub struct Switch {
     bridges: Vec<Option<Bridge>>,
     ports: Vec<Option<PortSlot>>,
+    /// The second of the last aging sweep.
+    last_aging: u64,
 }
 
 fn free_slot<T>(v: &mut Vec<Option<T>>) -> usize {
@@ -51,6 +56,7 @@ impl Switch {
             if let Some(Some(bridge)) = self.bridges.get_mut(bridge_idx) {
                 process_batch(batch, id as PortId, bridge, &mut self.ports, now);
             }
+            self.handle_events(id, batch);
         }
         for slot in self.ports.iter_mut().flatten() {
             slot.port.flush(&mut slot.counters);
@@ -58,11 +64,78 @@ impl Switch {
         total
     }
 
-    /// Once a second: ages the tables.
+    /// Every `TICK`: the ports' timers and the events they raise; when the
+    /// second changes, table aging. `batch` is scratch space.
+    pub fn tick(&mut self, now: Duration, batch: &mut Batch) {
+        for id in 0..self.ports.len() {
+            if let Some(slot) = self.ports[id].as_mut() {
+                slot.port.tick(now, &mut slot.counters);
+                self.handle_events(id, batch);
+            }
+        }
+        for slot in self.ports.iter_mut().flatten() {
+            slot.port.flush(&mut slot.counters);
+        }
+        let secs = now.as_secs();
+        if secs != self.last_aging {
+            self.last_aging = secs;
+            self.housekeeping(secs);
+        }
+    }
+
+    /// Ages the tables.
     pub fn housekeeping(&mut self, now: u64) {
         for bridge in self.bridges.iter_mut().flatten() {
             bridge.fdb.age(now);
         }
+    }
+
+    fn handle_events(&mut self, id: usize, batch: &mut Batch) {
+        loop {
+            let Some(slot) = self.ports[id].as_mut() else {
+                return;
+            };
+            match slot.port.take_event() {
+                None => return,
+                Some(PortEvent::AnnounceMacs) => self.announce_macs(id, batch),
+            }
+        }
+    }
+
+    /// Sends a RARP announcement through port `id` for every MAC its bridge
+    /// knows behind its other ports.
+    fn announce_macs(&mut self, id: usize, batch: &mut Batch) {
+        let Some(slot) = self.ports[id].as_mut() else {
+            return;
+        };
+        let Some(Some(bridge)) = self.bridges.get(slot.bridge) else {
+            return;
+        };
+        let mut entries = bridge
+            .fdb
+            .iter()
+            .filter(|(_, _, e)| e.port != id as PortId)
+            .peekable();
+        while entries.peek().is_some() {
+            batch.clear();
+            for (vlan, mac, _) in entries.by_ref() {
+                let Some(buf) = batch.slot() else { break };
+                let len = announce::rarp(mac, vlan, buf.rx_area());
+                buf.set_len(len);
+                batch.commit();
+                if batch.is_full() {
+                    break;
+                }
+            }
+            let mut frames: [&[u8]; crate::packet::BATCH_SIZE] = [&[]; crate::packet::BATCH_SIZE];
+            for (i, buf) in batch.iter().enumerate() {
+                frames[i] = buf.frame();
+            }
+            slot.port
+                .tx_burst(&frames[..batch.len()], &mut slot.counters);
+        }
+        slot.port.flush(&mut slot.counters);
+        batch.clear();
     }
 
     fn bridge_index(&self, name: &str) -> Result<usize, DatapathError> {
@@ -474,5 +547,33 @@ mod tests {
         assert_eq!(sw.bridges[0].as_ref().unwrap().fdb.len(), 1);
         sw.housekeeping(3);
         assert_eq!(sw.bridges[0].as_ref().unwrap().fdb.len(), 0);
+    }
+
+    #[test]
+    fn announce_event_sends_one_rarp_per_mac_behind_other_ports() {
+        let mut sw = Switch::new();
+        sw.add_bridge("a".into(), 300, 100).unwrap();
+        let mut p1 = LoopbackPort::counting("p1");
+        for n in 1..=40 {
+            p1.inject(&build_frame(MacAddr::BROADCAST, mac(n), 0x0806, &[0; 28]));
+        }
+        let mut p2 = LoopbackPort::counting("p2");
+        p2.inject(&build_frame(MacAddr::BROADCAST, mac(99), 0x0806, &[0; 28]));
+        sw.add_port("a", "p1".into(), Box::new(p1), None).unwrap();
+        sw.add_port("a", "p2".into(), Box::new(p2), None).unwrap();
+        let mut batch = Batch::new();
+        while sw.poll_once(&mut batch, 0) > 0 {}
+        let before = sw.port_counters("p2").unwrap().tx_packets;
+        assert_eq!(before, 40); // the 40 broadcasts flooded from p1
+
+        let mut p3 = LoopbackPort::counting("p3");
+        p3.pending_event = Some(PortEvent::AnnounceMacs);
+        sw.add_port("a", "p3".into(), Box::new(p3), None).unwrap();
+        sw.tick(Duration::from_millis(100), &mut batch);
+        // 40 MACs behind p1 and one behind p2, in two bursts; none echoed
+        // elsewhere.
+        assert_eq!(sw.port_counters("p3").unwrap().tx_packets, 41);
+        assert_eq!(sw.port_counters("p1").unwrap().tx_packets, 1);
+        assert_eq!(sw.port_counters("p2").unwrap().tx_packets, before);
     }
 }

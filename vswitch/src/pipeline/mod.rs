@@ -6,6 +6,7 @@
 //! `output` hands each output port all of its frames in one burst. No stage
 //! allocates or locks.
 
+pub mod announce;
 pub mod counters;
 pub mod forward;
 pub mod input;

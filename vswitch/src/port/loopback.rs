@@ -22,6 +22,8 @@ pub struct LoopbackPort {
     pub sent: Vec<Vec<u8>>,
     /// Frames transmitted, always.
     pub sent_count: u64,
+    /// An event to hand the datapath at its next look.
+    pub pending_event: Option<super::PortEvent>,
 }
 
 impl LoopbackPort {
@@ -110,5 +112,9 @@ impl Port for LoopbackPort {
 
     fn readiness_fd(&self) -> Option<RawFd> {
         None
+    }
+
+    fn take_event(&mut self) -> Option<super::PortEvent> {
+        self.pending_event.take()
     }
 }

@@ -11,6 +11,7 @@
 //! which alone calls `rx_burst`/`tx_burst`. Unsafe code lives in `sys/` only.
 
 use std::os::fd::RawFd;
+use std::time::Duration;
 
 use crate::packet::Batch;
 use crate::pipeline::counters::PortCounters;
@@ -92,8 +93,35 @@ pub trait Port: Send {
     fn flush(&mut self, _counters: &mut PortCounters) {}
 
     /// The descriptor that becomes readable when frames wait, so an idle
-    /// datapath can block on it.
+    /// datapath can block on it. A backend with several descriptors (a bond)
+    /// exposes one epoll descriptor that watches them all.
     fn readiness_fd(&self) -> Option<RawFd>;
+
+    /// Periodic work: protocol timers, link checks. The datapath calls it
+    /// every `datapath::TICK` (100 ms) with the time since the datapath
+    /// started; a backend may send control frames (e.g. LACPDUs) from here.
+    fn tick(&mut self, _now: Duration, _counters: &mut PortCounters) {}
+
+    /// An event the datapath must act on, taken after `tick` and after each
+    /// receive burst.
+    fn take_event(&mut self) -> Option<PortEvent> {
+        None
+    }
+
+    /// Backend state for `vsctl port show` (bond members, LACP partner...),
+    /// as JSON. Called on the control path only.
+    fn details(&self) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+/// Events a port raises for the datapath.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortEvent {
+    /// The port's path to the network changed (a bond's active member
+    /// failed over): announce every MAC the bridge knows behind its other
+    /// ports through this port, so upstream switches relearn at once.
+    AnnounceMacs,
 }
 
 /// Checks a Linux interface name: 1..=15 bytes, no '/', ':' or whitespace.
