@@ -80,6 +80,8 @@ pub enum PortCmd {
     Del { bridge: String, port: String },
     /// List ports, of one bridge or all.
     List { bridge: Option<String> },
+    /// Show one port: its settings, status and backend state.
+    Show { port: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -177,6 +179,7 @@ pub fn to_request(cmd: &Cmd) -> anyhow::Result<Request> {
             PortCmd::List { bridge } => Request::PortList {
                 bridge: bridge.clone(),
             },
+            PortCmd::Show { port } => Request::PortShow { port: port.clone() },
         },
         Cmd::Fdb(f) => match f {
             FdbCmd::Show { bridge } => Request::FdbShow {

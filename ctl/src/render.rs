@@ -3,7 +3,7 @@
 use anyhow::Context;
 use serde::de::DeserializeOwned;
 use vswitch::control::protocol::{
-    BridgeInfo, FdbEntryInfo, FdbEntryKind, PortInfo, PortStatsReport, VersionInfo,
+    BridgeInfo, FdbEntryInfo, FdbEntryKind, PortDetails, PortInfo, PortStatsReport, VersionInfo,
 };
 
 use crate::args::{BridgeCmd, Cmd, FdbCmd, PortCmd};
@@ -83,6 +83,27 @@ pub fn render(cmd: &Cmd, data: serde_json::Value, json: bool) -> anyhow::Result<
                     .map(|p| vec![p.bridge, p.name, p.kind, p.iface, p.status])
                     .collect(),
             )
+        }
+        Cmd::Port(PortCmd::Show { .. }) => {
+            let p: PortDetails = decode(data)?;
+            let mut out = vec![
+                format!("port:    {}", p.info.name),
+                format!("bridge:  {}", p.info.bridge),
+                format!("type:    {}", p.info.kind),
+                format!("iface:   {}", p.info.iface),
+                format!("status:  {}", p.info.status),
+            ];
+            let options: Vec<String> = p
+                .info
+                .options
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            out.push(format!("options: {}", options.join(" ")));
+            if let Some(d) = p.details {
+                out.push(format!("details: {}", serde_json::to_string_pretty(&d)?));
+            }
+            out.join("\n")
         }
         Cmd::Fdb(FdbCmd::Show { .. }) => {
             let rows: Vec<FdbEntryInfo> = decode(data)?;

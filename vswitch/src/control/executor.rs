@@ -13,7 +13,7 @@ use crate::config::{
     validate_name, BridgeConfig, BridgeSpec, Config, PortConfig, PortSpec, StaticFdbEntry,
 };
 use crate::control::protocol::{
-    BridgeInfo, Options, PortInfo, Reply, Request, VersionInfo, PROTOCOL_VERSION,
+    BridgeInfo, Options, PortDetails, PortInfo, Reply, Request, VersionInfo, PROTOCOL_VERSION,
 };
 use crate::datapath::{Command, DatapathHandle, Reply as DpReply};
 use crate::port;
@@ -114,6 +114,7 @@ impl Executor {
             } => self.port_add(bridge, port, options).await,
             Request::PortDel { bridge, port } => self.port_del(bridge, port).await,
             Request::PortList { bridge } => self.port_list(bridge),
+            Request::PortShow { port } => self.port_show(port).await,
             Request::FdbShow { bridge } => self
                 .datapath
                 .call(|reply| Command::FdbDump { bridge, reply })
@@ -326,6 +327,25 @@ impl Executor {
         Ok(Reply::done())
     }
 
+    /// The row `port list` shows for port `p` of bridge `bridge`.
+    fn port_info(&self, bridge: &str, p: &PortConfig) -> PortInfo {
+        let spec = PortSpec::parse(&p.name, &p.options);
+        PortInfo {
+            bridge: bridge.to_string(),
+            name: p.name.clone(),
+            kind: spec
+                .as_ref()
+                .map(|s| s.kind.as_str().to_string())
+                .unwrap_or_default(),
+            iface: spec.map(|s| s.iface).unwrap_or_default(),
+            status: match self.not_running.get(&p.name) {
+                Some(why) => format!("down: {why}"),
+                None => "up".to_string(),
+            },
+            options: p.options.clone(),
+        }
+    }
+
     fn port_list(&self, bridge: Option<String>) -> Outcome {
         if let Some(b) = &bridge {
             self.require_bridge(b)?;
@@ -335,27 +355,26 @@ impl Executor {
             .bridges
             .iter()
             .filter(|b| bridge.as_ref().is_none_or(|want| *want == b.name))
-            .flat_map(|b| {
-                b.ports.iter().map(|p| {
-                    let spec = PortSpec::parse(&p.name, &p.options);
-                    PortInfo {
-                        bridge: b.name.clone(),
-                        name: p.name.clone(),
-                        kind: spec
-                            .as_ref()
-                            .map(|s| s.kind.as_str().to_string())
-                            .unwrap_or_default(),
-                        iface: spec.map(|s| s.iface).unwrap_or_default(),
-                        status: match self.not_running.get(&p.name) {
-                            Some(why) => format!("down: {why}"),
-                            None => "up".to_string(),
-                        },
-                        options: p.options.clone(),
-                    }
-                })
-            })
+            .flat_map(|b| b.ports.iter().map(|p| self.port_info(&b.name, p)))
             .collect();
         Ok(Reply::ok(&rows))
+    }
+
+    async fn port_show(&mut self, port: String) -> Outcome {
+        let (b, p) = self
+            .config
+            .port(&port)
+            .ok_or_else(|| format!("no port {port:?}"))?;
+        let info = self.port_info(&b.name, p);
+        let details = if self.not_running.contains_key(&port) {
+            None
+        } else {
+            self.datapath
+                .call(|reply| Command::PortDetails { name: port, reply })
+                .await
+                .map_err(|e| e.to_string())?
+        };
+        Ok(Reply::ok(&PortDetails { info, details }))
     }
 
     async fn fdb_add(&mut self, bridge: String, mac: MacAddr, port: String, vlan: u16) -> Outcome {

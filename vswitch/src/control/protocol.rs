@@ -62,6 +62,9 @@ pub enum Request {
         #[serde(default)]
         bridge: Option<String>,
     },
+    PortShow {
+        port: String,
+    },
     FdbShow {
         bridge: String,
     },
@@ -141,6 +144,16 @@ pub struct PortInfo {
     /// interface vanished while the daemon was down.
     pub status: String,
     pub options: Options,
+}
+
+/// Reply data of `port_show`: the port's row plus what its backend reports
+/// of itself (bond members, LACP state...), if anything.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortDetails {
+    #[serde(flatten)]
+    pub info: PortInfo,
+    #[serde(default)]
+    pub details: Option<serde_json::Value>,
 }
 
 /// Whether a table entry was configured or learned.

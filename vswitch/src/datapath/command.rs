@@ -102,5 +102,10 @@ pub enum Command {
     Stats {
         reply: Reply<Vec<PortStatsReport>>,
     },
+    /// What the port's backend reports of itself (`Port::details`).
+    PortDetails {
+        name: String,
+        reply: Reply<Option<serde_json::Value>>,
+    },
     Shutdown,
 }

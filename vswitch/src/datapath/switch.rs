@@ -318,6 +318,12 @@ impl Switch {
                     .collect();
                 let _ = reply.send(Ok(rows));
             }
+            Command::PortDetails { name, reply } => {
+                let r = self
+                    .port_index(&name)
+                    .map(|id| self.ports[id].as_ref().and_then(|p| p.port.details()));
+                let _ = reply.send(r);
+            }
             Command::Shutdown => {}
         }
     }
