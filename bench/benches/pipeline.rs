@@ -8,6 +8,8 @@
 //! cases against it in the same run, as a ratio, since these machines are
 //! shared and absolute numbers drift.
 
+use std::time::Duration;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use vswitch::datapath::Switch;
 use vswitch::packet::{Batch, BATCH_SIZE};
@@ -40,7 +42,7 @@ fn switch_with(frames: Vec<Vec<u8>>, nports: u32) -> Switch {
         let mut port = LoopbackPort::counting(&name);
         port.inject(&hello);
         sw.add_port("br0", name, Box::new(port), None).unwrap();
-        sw.poll_once(&mut batch, 0);
+        sw.poll_once(&mut batch, Duration::ZERO);
     }
     sw
 }
@@ -74,21 +76,21 @@ fn bench(c: &mut Criterion) {
     let mut sw = switch_with(frames.clone(), 4);
     g.bench_function("unicast_known_64B", |b| {
         let mut batch = Batch::new();
-        b.iter(|| sw.poll_once(&mut batch, 1))
+        b.iter(|| sw.poll_once(&mut batch, Duration::from_secs(1)))
     });
 
     let big = frames_to(|_| mac(1), |i| mac(1000 + i % 4), 1514);
     let mut sw = switch_with(big, 4);
     g.bench_function("unicast_known_1514B", |b| {
         let mut batch = Batch::new();
-        b.iter(|| sw.poll_once(&mut batch, 1))
+        b.iter(|| sw.poll_once(&mut batch, Duration::from_secs(1)))
     });
 
     let bcast = frames_to(|_| MacAddr::BROADCAST, |i| mac(1000 + i % 4), 64);
     let mut sw = switch_with(bcast, 4);
     g.bench_function("flood_3_ports_64B", |b| {
         let mut batch = Batch::new();
-        b.iter(|| sw.poll_once(&mut batch, 1))
+        b.iter(|| sw.poll_once(&mut batch, Duration::from_secs(1)))
     });
 
     // 4096 hosts behind port 0 talking to the hosts behind the others: the
@@ -99,7 +101,7 @@ fn bench(c: &mut Criterion) {
     let mut sw = switch_with(many, 4);
     g.bench_function("unicast_4096_sources_64B", |b| {
         let mut batch = Batch::new();
-        b.iter(|| sw.poll_once(&mut batch, 1))
+        b.iter(|| sw.poll_once(&mut batch, Duration::from_secs(1)))
     });
     g.finish();
 }

@@ -47,13 +47,14 @@ pub enum Cmd {
 
 #[derive(Debug, Subcommand)]
 pub enum BridgeCmd {
-    /// Create a bridge. Options: aging=SECS (default 300), mac_table_size=N (default 65536).
+    /// Create a bridge. Options: aging=SECS (default 300), mac_table_size=N (default 65536),
+    /// guest_vlans=LIST (VLANs tap ports may use, e.g. 100-999).
     Add {
         bridge: String,
         /// KEY=VALUE options.
         options: Vec<String>,
     },
-    /// Change a bridge's options (aging=SECS).
+    /// Change a bridge's options: aging=SECS, guest_vlans=LIST (guest_vlans= removes it).
     Set {
         bridge: String,
         /// KEY=VALUE options.
@@ -82,12 +83,25 @@ pub enum PortCmd {
     List { bridge: Option<String> },
     /// Show one port: its settings, status and backend state.
     Show { port: String },
+    /// Change a running port: access=N | trunk=LIST [native=N], allowed_macs=MAC[,MAC],
+    /// max_macs=N, storm_pps=N. KEY= (empty) removes an option; access replaces trunk/native
+    /// and trunk replaces access.
+    Set {
+        port: String,
+        /// KEY=VALUE options.
+        #[arg(required = true)]
+        options: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum FdbCmd {
-    /// Show the table: VLAN, MAC, port, age, static or learned.
-    Show { bridge: String },
+    /// Show the table: VLAN, MAC, port, age, static or learned. Option: vlan=N.
+    Show {
+        bridge: String,
+        /// vlan=N: only that VLAN.
+        options: Vec<String>,
+    },
     /// Add a static entry: MAC always behind PORT. Option: vlan=N.
     Add {
         bridge: String,
@@ -180,10 +194,19 @@ pub fn to_request(cmd: &Cmd) -> anyhow::Result<Request> {
                 bridge: bridge.clone(),
             },
             PortCmd::Show { port } => Request::PortShow { port: port.clone() },
+            PortCmd::Set { port, options } => Request::PortSet {
+                port: port.clone(),
+                options: parse_options(options)?,
+            },
         },
         Cmd::Fdb(f) => match f {
-            FdbCmd::Show { bridge } => Request::FdbShow {
+            FdbCmd::Show { bridge, options } => Request::FdbShow {
                 bridge: bridge.clone(),
+                vlan: if options.is_empty() {
+                    None
+                } else {
+                    Some(parse_vlan(options)?)
+                },
             },
             FdbCmd::Add {
                 bridge,
@@ -243,6 +266,23 @@ mod tests {
         );
         assert_eq!(req(&["stats"]).unwrap(), Request::Stats { port: None });
         assert_eq!(
+            req(&["fdb", "show", "br0", "vlan=10"]).unwrap(),
+            Request::FdbShow {
+                bridge: "br0".into(),
+                vlan: Some(10)
+            }
+        );
+        assert_eq!(
+            req(&["port", "set", "vm1", "access=10", "max_macs="]).unwrap(),
+            Request::PortSet {
+                port: "vm1".into(),
+                options: Options::from([
+                    ("access".into(), "10".into()),
+                    ("max_macs".into(), "".into())
+                ]),
+            }
+        );
+        assert_eq!(
             req(&["--json", "bridge", "list"]).unwrap(),
             Request::BridgeList
         );
@@ -259,6 +299,8 @@ mod tests {
             &["fdb", "add", "br0", "02:00:00:00:00:01", "p1", "vlan=4096"],
             &["fdb", "del", "br0", "02:00:00:00:00:01", "colour=red"],
             &["bridge", "set", "br0"],
+            &["port", "set", "vm1"],
+            &["fdb", "show", "br0", "vlan=x"],
             &["frobnicate"],
             &["bridge"],
         ] {

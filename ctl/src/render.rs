@@ -69,6 +69,7 @@ pub fn render(cmd: &Cmd, data: serde_json::Value, json: bool) -> anyhow::Result<
                             b.mac_table_size.to_string(),
                             b.fdb_moves.to_string(),
                             b.learn_refused.to_string(),
+                            b.guest_vlans.unwrap_or_else(|| "-".into()),
                             b.ports.join(","),
                         ]
                     })
@@ -78,9 +79,9 @@ pub fn render(cmd: &Cmd, data: serde_json::Value, json: bool) -> anyhow::Result<
         Cmd::Port(PortCmd::List { .. }) => {
             let rows: Vec<PortInfo> = decode(data)?;
             table(
-                &["BRIDGE", "PORT", "TYPE", "IFACE", "STATUS"],
+                &["BRIDGE", "PORT", "TYPE", "IFACE", "VLAN", "STATUS"],
                 rows.into_iter()
-                    .map(|p| vec![p.bridge, p.name, p.kind, p.iface, p.status])
+                    .map(|p| vec![p.bridge, p.name, p.kind, p.iface, p.vlan_mode, p.status])
                     .collect(),
             )
         }
@@ -92,7 +93,20 @@ pub fn render(cmd: &Cmd, data: serde_json::Value, json: bool) -> anyhow::Result<
                 format!("type:    {}", p.info.kind),
                 format!("iface:   {}", p.info.iface),
                 format!("status:  {}", p.info.status),
+                format!("vlan:    {}", p.info.vlan_mode),
             ];
+            let o = &p.info.options;
+            let policy = [
+                ("allowed_macs", "allowed source MACs"),
+                ("max_macs", "MAC limit"),
+                ("storm_pps", "flood limit (frames/s)"),
+            ];
+            for (key, what) in policy {
+                out.push(format!(
+                    "{what}: {}",
+                    o.get(key).map(String::as_str).unwrap_or("none")
+                ));
+            }
             let options: Vec<String> = p
                 .info
                 .options
@@ -187,7 +201,15 @@ mod tests {
             {"vlan":0,"mac":"02:00:00:00:00:01","port":"p1","age_secs":7,"type":"learned"},
             {"vlan":10,"mac":"02:00:00:00:00:02","port":"p2","age_secs":0,"type":"static"}
         ]);
-        let out = render(&Cmd::Fdb(FdbCmd::Show { bridge: "b".into() }), data, false).unwrap();
+        let out = render(
+            &Cmd::Fdb(FdbCmd::Show {
+                bridge: "b".into(),
+                options: vec![],
+            }),
+            data,
+            false,
+        )
+        .unwrap();
         assert!(
             out.contains("02:00:00:00:00:01  p1    7s   learned"),
             "{out}"

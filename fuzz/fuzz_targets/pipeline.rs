@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut batch = Batch::new();
     for now in 0..64 {
-        if sw.poll_once(&mut batch, now) == 0 {
+        if sw.poll_once(&mut batch, std::time::Duration::from_secs(now)) == 0 {
             break;
         }
     }

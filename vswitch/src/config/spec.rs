@@ -2,7 +2,13 @@
 
 use crate::control::protocol::Options;
 use crate::fdb::{DEFAULT_AGING_SECS, DEFAULT_MAX_ENTRIES};
+use crate::pipeline::admit::PortPolicy;
+use crate::pipeline::vlan::{parse_vid, VlanMode, VlanSet};
 use crate::port::{validate_ifname, PortKind};
+use crate::wire::MacAddr;
+
+/// Most MACs one port's `allowed_macs` may list.
+pub const MAX_ALLOWED_MACS: usize = 64;
 
 /// Largest table an operator may ask for per bridge (about 100 MiB).
 pub const MAX_MAC_TABLE_SIZE: usize = 4 * 1024 * 1024;
@@ -43,14 +49,16 @@ fn reject_unknown(options: &Options, known: &[&str]) -> Result<(), String> {
 }
 
 /// A bridge's settings, parsed from its options.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgeSpec {
     pub aging_secs: u64,
     pub mac_table_size: usize,
+    /// The VLANs guest (tap) ports may use, when the operator set a range.
+    pub guest_vlans: Option<VlanSet>,
 }
 
 impl BridgeSpec {
-    pub const KEYS: &'static [&'static str] = &["aging", "mac_table_size"];
+    pub const KEYS: &'static [&'static str] = &["aging", "mac_table_size", "guest_vlans"];
 
     pub fn parse(options: &Options) -> Result<BridgeSpec, String> {
         reject_unknown(options, Self::KEYS)?;
@@ -72,11 +80,101 @@ impl BridgeSpec {
                 "mac_table_size={mac_table_size} out of range: 1 to {MAX_MAC_TABLE_SIZE}"
             ));
         }
+        let guest_vlans = options
+            .get("guest_vlans")
+            .map(|v| VlanSet::parse(v).map_err(|e| format!("guest_vlans: {e}")))
+            .transpose()?;
         Ok(BridgeSpec {
             aging_secs,
             mac_table_size,
+            guest_vlans,
         })
     }
+
+    /// Checks a port against the bridge's guest VLAN range: a tap port (a
+    /// VM's vNIC) must stay inside it, in access or trunk mode.
+    pub fn admits(&self, port_name: &str, port: &PortSpec) -> Result<(), String> {
+        let Some(range) = &self.guest_vlans else {
+            return Ok(());
+        };
+        if port.kind != PortKind::Tap {
+            return Ok(());
+        }
+        if port.policy.vlan == VlanMode::default() {
+            return Err(format!(
+                "tap port {port_name:?} needs access=N or trunk=LIST within the bridge's guest_vlans ({range})"
+            ));
+        }
+        let networks = port.policy.vlan.networks();
+        if !networks.is_subset_of(range) {
+            return Err(format!(
+                "tap port {port_name:?} asks for VLAN(s) {networks}, outside the bridge's guest_vlans ({range})"
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn parse_vlan_mode(options: &Options) -> Result<VlanMode, String> {
+    let access = options.get("access");
+    let trunk = options.get("trunk");
+    let native = options.get("native");
+    match (access, trunk, native) {
+        (Some(_), Some(_), _) => Err("access and trunk are exclusive".into()),
+        (Some(_), None, Some(_)) => Err("native applies to trunk ports only".into()),
+        (Some(a), None, None) => Ok(VlanMode::Access(
+            parse_vid(a).map_err(|e| format!("access: {e}"))?,
+        )),
+        (None, Some(t), native) => Ok(VlanMode::Trunk {
+            allowed: VlanSet::parse(t).map_err(|e| format!("trunk: {e}"))?,
+            native: native
+                .map(|n| parse_vid(n).map_err(|e| format!("native: {e}")))
+                .transpose()?,
+        }),
+        (None, None, Some(_)) => Err("native needs trunk=LIST".into()),
+        (None, None, None) => Ok(VlanMode::default()),
+    }
+}
+
+fn parse_policy(options: &Options) -> Result<PortPolicy, String> {
+    let vlan = parse_vlan_mode(options)?;
+    let mut allowed_macs = Vec::new();
+    if let Some(list) = options.get("allowed_macs") {
+        for m in list.split(',') {
+            let mac: MacAddr = m.parse().map_err(|e| format!("allowed_macs: {e}"))?;
+            if !mac.is_learnable() {
+                return Err(format!("allowed_macs: {mac} is not a unicast address"));
+            }
+            if !allowed_macs.contains(&mac) {
+                allowed_macs.push(mac);
+            }
+        }
+        if allowed_macs.len() > MAX_ALLOWED_MACS {
+            return Err(format!(
+                "allowed_macs: at most {MAX_ALLOWED_MACS} addresses"
+            ));
+        }
+    }
+    let max_macs = options
+        .get("max_macs")
+        .map(|v| parse_number::<u32>("max_macs", v))
+        .transpose()?;
+    if max_macs == Some(0) {
+        return Err("max_macs=0 would drop everything: use at least 1".into());
+    }
+    let storm_pps = options
+        .get("storm_pps")
+        .map(|v| parse_number::<u32>("storm_pps", v))
+        .transpose()?;
+    if storm_pps == Some(0) {
+        return Err("storm_pps=0 would drop every broadcast (ARP too): use at least 1".into());
+    }
+    Ok(PortPolicy {
+        vlan,
+        allowed_macs,
+        max_macs,
+        storm_pps,
+    })
 }
 
 /// A port's settings, parsed from its options.
@@ -86,10 +184,65 @@ pub struct PortSpec {
     /// The kernel interface: the tap to create or attach to, or the
     /// interface an afpacket port binds.
     pub iface: String,
+    pub policy: PortPolicy,
 }
 
 impl PortSpec {
-    pub const KEYS: &'static [&'static str] = &["type", "iface"];
+    pub const KEYS: &'static [&'static str] = &[
+        "type",
+        "iface",
+        "access",
+        "trunk",
+        "native",
+        "allowed_macs",
+        "max_macs",
+        "storm_pps",
+    ];
+
+    /// Options that `port set` may change on a running port.
+    pub const SETTABLE: &'static [&'static str] = &[
+        "access",
+        "trunk",
+        "native",
+        "allowed_macs",
+        "max_macs",
+        "storm_pps",
+    ];
+
+    /// Merges `changes` into a port's `current` options for `port set`: an
+    /// empty value removes a key; `access` replaces `trunk`/`native` and
+    /// `trunk` replaces `access`, so switching modes takes one command.
+    pub fn merge_options(current: &Options, changes: &Options) -> Result<Options, String> {
+        if let Some(k) = changes
+            .keys()
+            .find(|k| !Self::SETTABLE.contains(&k.as_str()))
+        {
+            return Err(if Self::KEYS.contains(&k.as_str()) {
+                format!("{k} cannot change on an existing port: delete and re-add it")
+            } else {
+                format!(
+                    "unknown option {k:?} (settable: {})",
+                    Self::SETTABLE.join(", ")
+                )
+            });
+        }
+        let mut merged = current.clone();
+        if changes.get("access").is_some_and(|v| !v.is_empty()) {
+            merged.remove("trunk");
+            merged.remove("native");
+        }
+        if changes.get("trunk").is_some_and(|v| !v.is_empty()) {
+            merged.remove("access");
+        }
+        for (k, v) in changes {
+            if v.is_empty() {
+                merged.remove(k);
+            } else {
+                merged.insert(k.clone(), v.clone());
+            }
+        }
+        Ok(merged)
+    }
 
     pub fn parse(name: &str, options: &Options) -> Result<PortSpec, String> {
         validate_name("port", name)?;
@@ -104,7 +257,12 @@ impl PortSpec {
             (_, None) => return Err(format!("type={} needs iface=INTERFACE", kind.as_str())),
         };
         validate_ifname(&iface).map_err(|e| e.to_string())?;
-        Ok(PortSpec { kind, iface })
+        let policy = parse_policy(options)?;
+        Ok(PortSpec {
+            kind,
+            iface,
+            policy,
+        })
     }
 }
 
@@ -134,7 +292,8 @@ mod tests {
             BridgeSpec::parse(&Options::new()).unwrap(),
             BridgeSpec {
                 aging_secs: 300,
-                mac_table_size: 65536
+                mac_table_size: 65536,
+                guest_vlans: None,
             }
         );
         let s = BridgeSpec::parse(&opts(&[("aging", "10"), ("mac_table_size", "8")])).unwrap();
@@ -174,5 +333,95 @@ mod tests {
         assert!(PortSpec::parse("p", &opts(&[("type", "afpacket")]))
             .unwrap_err()
             .contains("iface"));
+    }
+
+    #[test]
+    fn vlan_and_policy_options() {
+        let p = |kv: &[(&str, &str)]| {
+            let mut o = opts(kv);
+            o.insert("type".into(), "tap".into());
+            PortSpec::parse("p", &o)
+        };
+        assert_eq!(
+            p(&[("access", "10")]).unwrap().policy.vlan,
+            VlanMode::Access(10)
+        );
+        let t = p(&[("trunk", "10,20-30"), ("native", "5")]).unwrap().policy;
+        assert_eq!(t.vlan.to_string(), "trunk 10,20-30, native 5");
+        let sec = p(&[
+            ("allowed_macs", "52:54:00:00:00:01,52:54:00:00:00:02"),
+            ("max_macs", "4"),
+            ("storm_pps", "100"),
+        ])
+        .unwrap()
+        .policy;
+        assert_eq!(sec.allowed_macs.len(), 2);
+        assert_eq!((sec.max_macs, sec.storm_pps), (Some(4), Some(100)));
+        for bad in [
+            &[("access", "0")][..],
+            &[("access", "4095")],
+            &[("access", "10"), ("trunk", "20")],
+            &[("access", "10"), ("native", "20")],
+            &[("native", "20")],
+            &[("trunk", "20-10")],
+            &[("trunk", "")],
+            &[("allowed_macs", "ff:ff:ff:ff:ff:ff")],
+            &[("allowed_macs", "nope")],
+            &[("max_macs", "0")],
+            &[("max_macs", "-1")],
+            &[("storm_pps", "0")],
+        ] {
+            assert!(p(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn guest_ranges_bind_tap_ports_only() {
+        let br = BridgeSpec::parse(&opts(&[("guest_vlans", "100-199")])).unwrap();
+        let tap = |kv: &[(&str, &str)]| {
+            let mut o = opts(kv);
+            o.insert("type".into(), "tap".into());
+            PortSpec::parse("vm", &o).unwrap()
+        };
+        assert!(br.admits("vm", &tap(&[("access", "150")])).is_ok());
+        assert!(br
+            .admits("vm", &tap(&[("trunk", "100-120"), ("native", "199")]))
+            .is_ok());
+        let err = br.admits("vm", &tap(&[("access", "99")])).unwrap_err();
+        assert!(err.contains("outside") && err.contains("100-199"), "{err}");
+        assert!(br
+            .admits("vm", &tap(&[("trunk", "150"), ("native", "5")]))
+            .is_err());
+        assert!(br.admits("vm", &tap(&[])).is_err());
+        let uplink = PortSpec::parse(
+            "up",
+            &opts(&[("type", "afpacket"), ("iface", "eth0"), ("trunk", "1-4094")]),
+        )
+        .unwrap();
+        assert!(br.admits("up", &uplink).is_ok());
+        assert!(BridgeSpec::parse(&opts(&[("guest_vlans", "0-5")])).is_err());
+    }
+
+    #[test]
+    fn port_set_merges() {
+        let cur = opts(&[
+            ("type", "tap"),
+            ("trunk", "10"),
+            ("native", "5"),
+            ("max_macs", "3"),
+        ]);
+        let m = PortSpec::merge_options(&cur, &opts(&[("access", "20")])).unwrap();
+        assert_eq!(
+            m,
+            opts(&[("type", "tap"), ("access", "20"), ("max_macs", "3")])
+        );
+        let m = PortSpec::merge_options(&m, &opts(&[("trunk", "30"), ("max_macs", "")])).unwrap();
+        assert_eq!(m, opts(&[("type", "tap"), ("trunk", "30")]));
+        assert!(
+            PortSpec::merge_options(&cur, &opts(&[("type", "afpacket")]))
+                .unwrap_err()
+                .contains("cannot change")
+        );
+        assert!(PortSpec::merge_options(&cur, &opts(&[("colour", "red")])).is_err());
     }
 }

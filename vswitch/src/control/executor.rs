@@ -56,6 +56,7 @@ impl Executor {
                                 bridge: b.name.clone(),
                                 name: p.name.clone(),
                                 port: opened,
+                                policy: spec.policy.clone(),
                                 reply,
                             })
                             .map_err(|e| e.to_string())
@@ -115,11 +116,17 @@ impl Executor {
             Request::PortDel { bridge, port } => self.port_del(bridge, port).await,
             Request::PortList { bridge } => self.port_list(bridge),
             Request::PortShow { port } => self.port_show(port).await,
-            Request::FdbShow { bridge } => self
+            Request::PortSet { port, options } => self.port_set(port, options).await,
+            Request::FdbShow { bridge, vlan } => self
                 .datapath
                 .call(|reply| Command::FdbDump { bridge, reply })
                 .await
-                .map(|rows| Reply::ok(&rows))
+                .map(|mut rows| {
+                    if let Some(v) = vlan {
+                        rows.retain(|r| r.vlan == v);
+                    }
+                    Reply::ok(&rows)
+                })
                 .map_err(|e| e.to_string()),
             Request::FdbAdd {
                 bridge,
@@ -198,7 +205,12 @@ impl Executor {
         let old_spec = BridgeSpec::parse(&current.options).map_err(|e| e.to_string())?;
         let mut merged = current.options.clone();
         merged.extend(options);
+        merged.retain(|_, v| !v.is_empty());
         let spec = BridgeSpec::parse(&merged)?;
+        for p in &current.ports {
+            let port = PortSpec::parse(&p.name, &p.options).map_err(|e| e.to_string())?;
+            spec.admits(&p.name, &port)?;
+        }
         if spec.mac_table_size != old_spec.mac_table_size {
             return Err(
                 "mac_table_size can only be set when the bridge is created (bridge add)".into(),
@@ -249,6 +261,7 @@ impl Executor {
                 let spec = BridgeSpec::parse(&b.options).unwrap_or(BridgeSpec {
                     aging_secs: 0,
                     mac_table_size: 0,
+                    guest_vlans: None,
                 });
                 let state = states.iter().find(|s| s.name == b.name);
                 BridgeInfo {
@@ -259,6 +272,7 @@ impl Executor {
                     fdb_entries: state.map_or(0, |s| s.fdb_entries),
                     fdb_moves: state.map_or(0, |s| s.fdb_counters.moves),
                     learn_refused: state.map_or(0, |s| s.fdb_counters.learn_refused),
+                    guest_vlans: spec.guest_vlans.map(|g| g.to_string()),
                 }
             })
             .collect();
@@ -266,8 +280,9 @@ impl Executor {
     }
 
     async fn port_add(&mut self, bridge: String, port: String, options: Options) -> Outcome {
-        self.require_bridge(&bridge)?;
+        let bridge_spec = BridgeSpec::parse(&self.require_bridge(&bridge)?.options)?;
         let spec = PortSpec::parse(&port, &options)?;
+        bridge_spec.admits(&port, &spec)?;
         if let Some((b, _)) = self.config.port(&port) {
             return Err(format!(
                 "port {port:?} exists already (on bridge {:?})",
@@ -293,9 +308,80 @@ impl Executor {
             bridge,
             name: port,
             port: opened,
+            policy: spec.policy,
             reply,
         })
         .await?;
+        Ok(Reply::done())
+    }
+
+    async fn port_set(&mut self, port: String, changes: Options) -> Outcome {
+        if changes.is_empty() {
+            return Err("nothing to set: give KEY=VALUE options (KEY= removes one)".into());
+        }
+        let (b, p) = self
+            .config
+            .port(&port)
+            .ok_or_else(|| format!("no port {port:?}"))?;
+        let bridge = b.name.clone();
+        let merged = PortSpec::merge_options(&p.options, &changes)?;
+        let spec = PortSpec::parse(&port, &merged)?;
+        BridgeSpec::parse(&b.options)?.admits(&port, &spec)?;
+        let mut next = self.config.clone();
+        let nb = next.bridge_mut(&bridge).expect("port's bridge");
+        if let Some(np) = nb.ports.iter_mut().find(|np| np.name == port) {
+            np.options = merged;
+        }
+        // Static entries in networks the port no longer carries go: the
+        // datapath drops them too when the VLAN mode changes.
+        let networks = spec.policy.vlan.networks();
+        nb.static_fdb
+            .retain(|e| e.port != port || networks.contains(e.vlan));
+        if self.not_running.contains_key(&port) {
+            next.save(&self.state_dir).map_err(|e| e.to_string())?;
+            self.config = next;
+            return Ok(Reply::done());
+        }
+        let vlan_changed = {
+            let old = PortSpec::parse(&port, &p.options).map_err(|e| e.to_string())?;
+            old.policy.vlan != spec.policy.vlan
+        };
+        let statics: Vec<StaticFdbEntry> = next
+            .bridge(&bridge)
+            .map(|b| {
+                b.static_fdb
+                    .iter()
+                    .filter(|e| e.port == port)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.commit(next, |reply| Command::SetPortPolicy {
+            name: port,
+            policy: spec.policy,
+            reply,
+        })
+        .await?;
+        // A VLAN mode change flushes the port's entries in the datapath;
+        // the static ones still valid go back in.
+        if vlan_changed {
+            for e in statics {
+                let bridge = bridge.clone();
+                if let Err(err) = self
+                    .datapath
+                    .call(|reply| Command::FdbAdd {
+                        bridge,
+                        vlan: e.vlan,
+                        mac: e.mac,
+                        port: e.port.clone(),
+                        reply,
+                    })
+                    .await
+                {
+                    tracing::warn!(mac = %e.mac, "static entry not reinstalled: {err}");
+                }
+            }
+        }
         Ok(Reply::done())
     }
 
@@ -336,6 +422,10 @@ impl Executor {
             kind: spec
                 .as_ref()
                 .map(|s| s.kind.as_str().to_string())
+                .unwrap_or_default(),
+            vlan_mode: spec
+                .as_ref()
+                .map(|s| s.policy.vlan.to_string())
                 .unwrap_or_default(),
             iface: spec.map(|s| s.iface).unwrap_or_default(),
             status: match self.not_running.get(&p.name) {
@@ -400,6 +490,16 @@ impl Executor {
         }
         if let Some(why) = self.not_running.get(&port) {
             return Err(format!("port {port:?} is not running: {why}"));
+        }
+        let (_, pc) = self.config.port(&port).expect("checked above");
+        let carried = PortSpec::parse(&port, &pc.options)
+            .map_err(|e| e.to_string())?
+            .policy
+            .vlan;
+        if !carried.networks().contains(vlan) {
+            return Err(format!(
+                "port {port:?} does not carry VLAN {vlan} ({carried})"
+            ));
         }
         let mut next = self.config.clone();
         let nb = next.bridge_mut(&bridge).expect("checked above");

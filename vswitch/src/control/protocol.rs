@@ -65,8 +65,14 @@ pub enum Request {
     PortShow {
         port: String,
     },
+    PortSet {
+        port: String,
+        options: Options,
+    },
     FdbShow {
         bridge: String,
+        #[serde(default)]
+        vlan: Option<u16>,
     },
     FdbAdd {
         bridge: String,
@@ -130,6 +136,9 @@ pub struct BridgeInfo {
     pub fdb_moves: u64,
     /// New MACs not learned because the table was full.
     pub learn_refused: u64,
+    /// VLANs guest (tap) ports may use, if restricted.
+    #[serde(default)]
+    pub guest_vlans: Option<String>,
 }
 
 /// One row of `port_list`.
@@ -140,6 +149,9 @@ pub struct PortInfo {
     #[serde(rename = "type")]
     pub kind: String,
     pub iface: String,
+    /// The VLAN mode in words, e.g. `access 10` or `trunk 10,20, native 5`.
+    #[serde(default)]
+    pub vlan_mode: String,
     /// `up` when the datapath runs the port; otherwise why not, e.g. the
     /// interface vanished while the daemon was down.
     pub status: String,

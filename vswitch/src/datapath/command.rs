@@ -8,6 +8,7 @@ use tokio::sync::oneshot;
 
 use crate::control::protocol::{FdbEntryInfo, PortStatsReport};
 use crate::fdb::FdbCounters;
+use crate::pipeline::admit::PortPolicy;
 use crate::port::Port;
 use crate::wire::MacAddr;
 
@@ -67,6 +68,12 @@ pub enum Command {
         bridge: String,
         name: String,
         port: Box<dyn Port>,
+        policy: PortPolicy,
+        reply: Reply<()>,
+    },
+    SetPortPolicy {
+        name: String,
+        policy: PortPolicy,
         reply: Reply<()>,
     },
     /// Removes a port; the reply hands the backend back so the control

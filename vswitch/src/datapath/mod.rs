@@ -63,7 +63,7 @@ impl Worker {
         let mut next_tick = TICK;
         loop {
             let now = self.start.elapsed();
-            let frames = self.switch.poll_once(&mut self.batch, now.as_secs());
+            let frames = self.switch.poll_once(&mut self.batch, now);
             if frames > 0 {
                 last_work = Instant::now();
             }
@@ -100,7 +100,7 @@ impl Worker {
             match self.commands.try_recv() {
                 Ok(Command::Shutdown) => return false,
                 Ok(cmd) => {
-                    let now = self.start.elapsed().as_secs();
+                    let now = self.start.elapsed();
                     self.switch.apply(cmd, self.poll.registry(), now);
                 }
                 Err(TryRecvError::Empty) => return true,

@@ -9,6 +9,7 @@ use super::command::{BridgeState, Command, DatapathError};
 use crate::control::protocol::{FdbEntryInfo, FdbEntryKind, PortStatsReport};
 use crate::fdb::{Fdb, PortId};
 use crate::packet::Batch;
+use crate::pipeline::admit::PortPolicy;
 use crate::pipeline::counters::PortCounters;
 use crate::pipeline::{announce, process_batch, Bridge, PortSlot};
 use crate::port::PortEvent;
@@ -40,7 +41,7 @@ impl Switch {
 
     /// Receives one burst from every port and forwards it. Returns the
     /// number of frames received.
-    pub fn poll_once(&mut self, batch: &mut Batch, now: u64) -> usize {
+    pub fn poll_once(&mut self, batch: &mut Batch, now: Duration) -> usize {
         let mut total = 0;
         for id in 0..self.ports.len() {
             let Some(slot) = self.ports[id].as_mut() else {
@@ -190,7 +191,8 @@ impl Switch {
 
     /// Applies one command and sends its reply. Never panics on bad input:
     /// every refusal is a `DatapathError` in the reply.
-    pub fn apply(&mut self, cmd: Command, registry: &Registry, now: u64) {
+    pub fn apply(&mut self, cmd: Command, registry: &Registry, now: Duration) {
+        let secs = now.as_secs();
         // A dropped reply receiver means the client went away; the change
         // stands either way, so send errors are ignored throughout.
         match cmd {
@@ -218,9 +220,18 @@ impl Switch {
                 bridge,
                 name,
                 port,
+                policy,
                 reply,
             } => {
-                let _ = reply.send(self.add_port(&bridge, name, port, Some(registry)));
+                let r = self.add_port_with_policy(&bridge, name, port, policy, Some(registry));
+                let _ = reply.send(r);
+            }
+            Command::SetPortPolicy {
+                name,
+                policy,
+                reply,
+            } => {
+                let _ = reply.send(self.set_port_policy(&name, policy, now));
             }
             Command::DelPort { name, reply } => {
                 let _ = reply.send(self.del_port(&name, registry));
@@ -273,7 +284,7 @@ impl Switch {
                             age_secs: if e.is_static {
                                 0
                             } else {
-                                now.saturating_sub(e.last_seen)
+                                secs.saturating_sub(e.last_seen)
                             },
                             kind: if e.is_static {
                                 FdbEntryKind::Static
@@ -347,13 +358,26 @@ impl Switch {
         Ok(())
     }
 
-    /// Adds a port to a bridge; with a registry, its descriptor is watched
-    /// for readiness (benches and fuzz targets pass none).
+    /// Adds a port, in the default VLAN mode with no policy, to a bridge;
+    /// with a registry, its descriptor is watched for readiness (benches and
+    /// fuzz targets pass none).
     pub fn add_port(
         &mut self,
         bridge: &str,
         name: String,
         port: Box<dyn crate::port::Port>,
+        registry: Option<&Registry>,
+    ) -> Result<(), DatapathError> {
+        self.add_port_with_policy(bridge, name, port, PortPolicy::default(), registry)
+    }
+
+    /// Adds a port with its policy.
+    pub fn add_port_with_policy(
+        &mut self,
+        bridge: &str,
+        name: String,
+        port: Box<dyn crate::port::Port>,
+        policy: PortPolicy,
         registry: Option<&Registry>,
     ) -> Result<(), DatapathError> {
         let b = self.bridge_index(bridge)?;
@@ -366,17 +390,37 @@ impl Switch {
                 .register(&mut SourceFd(&fd), Token(id), Interest::READABLE)
                 .map_err(|e| DatapathError::Readiness(e.to_string()))?;
         }
-        self.ports[id] = Some(PortSlot {
-            name,
-            bridge: b,
-            port,
-            counters: PortCounters::default(),
-        });
-        self.bridges[b]
-            .as_mut()
-            .expect("index from bridge_index")
-            .ports
-            .push(id as PortId);
+        self.ports[id] = Some(PortSlot::new(name, b, port, policy));
+        let bridge = self.bridges[b].as_mut().expect("index from bridge_index");
+        bridge.ports.push(id as PortId);
+        bridge.fdb.reserve_port(id as PortId);
+        Ok(())
+    }
+
+    /// Replaces a port's policy. When its VLAN mode changes, the table
+    /// forgets what the port taught it (those entries may sit in networks
+    /// the port no longer carries).
+    pub fn set_port_policy(
+        &mut self,
+        name: &str,
+        policy: PortPolicy,
+        now: Duration,
+    ) -> Result<(), DatapathError> {
+        let id = self.port_index(name)?;
+        let slot = self.ports[id].as_mut().expect("index from port_index");
+        if slot.policy.vlan != policy.vlan {
+            if let Some(Some(bridge)) = self.bridges.get_mut(slot.bridge) {
+                let statics = bridge.fdb.flush_port(id as PortId);
+                if statics > 0 {
+                    tracing::info!(
+                        port = name,
+                        statics,
+                        "VLAN mode changed: static entries removed"
+                    );
+                }
+            }
+        }
+        slot.set_policy(policy, now);
         Ok(())
     }
 
@@ -430,7 +474,7 @@ mod tests {
         make: impl FnOnce(super::super::Reply<T>) -> Command,
     ) -> Result<T, DatapathError> {
         let (tx, mut rx) = oneshot::channel();
-        sw.apply(make(tx), poll.registry(), 0);
+        sw.apply(make(tx), poll.registry(), Duration::ZERO);
         rx.try_recv().expect("apply always replies")
     }
 
@@ -463,6 +507,7 @@ mod tests {
                 bridge: br.into(),
                 name: p.into(),
                 port: Box::new(LoopbackPort::new(p)),
+                policy: PortPolicy::default(),
                 reply,
             })
             .unwrap();
@@ -538,13 +583,14 @@ mod tests {
                 bridge: "a".into(),
                 name: name.into(),
                 port: Box::new(port),
+                policy: PortPolicy::default(),
                 reply,
             })
             .unwrap();
         }
         let mut batch = Batch::new();
-        assert_eq!(sw.poll_once(&mut batch, 0), 1);
-        assert_eq!(sw.poll_once(&mut batch, 0), 0);
+        assert_eq!(sw.poll_once(&mut batch, Duration::ZERO), 1);
+        assert_eq!(sw.poll_once(&mut batch, Duration::ZERO), 0);
         let stats = call(&mut sw, &poll, |reply| Command::Stats { reply }).unwrap();
         assert_eq!(stats[0].rx_packets, 1);
         assert_eq!(stats[1].tx_packets, 1);
@@ -568,7 +614,7 @@ mod tests {
         sw.add_port("a", "p1".into(), Box::new(p1), None).unwrap();
         sw.add_port("a", "p2".into(), Box::new(p2), None).unwrap();
         let mut batch = Batch::new();
-        while sw.poll_once(&mut batch, 0) > 0 {}
+        while sw.poll_once(&mut batch, Duration::ZERO) > 0 {}
         let before = sw.port_counters("p2").unwrap().tx_packets;
         assert_eq!(before, 40); // the 40 broadcasts flooded from p1
 

@@ -41,6 +41,8 @@ pub enum LearnOutcome {
     Moved { from: PortId },
     /// Table full: not learned.
     Refused,
+    /// The port may teach no more MACs (its `max_macs`): not learned.
+    PortLimit,
     /// A static entry pins the MAC to another port: left alone.
     StaticConflict,
 }
@@ -69,6 +71,8 @@ pub struct Fdb {
     table: HashMap<u64, FdbEntry>,
     max_entries: usize,
     aging_secs: u64,
+    /// Learned (not static) entries per port, indexed by `PortId`.
+    learned_per_port: Vec<u32>,
     pub counters: FdbCounters,
 }
 
@@ -80,7 +84,35 @@ impl Fdb {
             table: HashMap::with_capacity(max_entries),
             max_entries,
             aging_secs,
+            learned_per_port: Vec::new(),
             counters: FdbCounters::default(),
+        }
+    }
+
+    /// Makes room to count port `port`'s MACs; called when a port is
+    /// added, so learning never allocates.
+    pub fn reserve_port(&mut self, port: PortId) {
+        let need = port as usize + 1;
+        if self.learned_per_port.len() < need {
+            self.learned_per_port.resize(need, 0);
+        }
+    }
+
+    /// How many learned entries point at `port`.
+    pub fn learned_on(&self, port: PortId) -> u32 {
+        self.learned_per_port
+            .get(port as usize)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn count(&mut self, port: PortId, up: bool) {
+        if let Some(n) = self.learned_per_port.get_mut(port as usize) {
+            *n = if up {
+                n.saturating_add(1)
+            } else {
+                n.saturating_sub(1)
+            };
         }
     }
 
@@ -113,10 +145,19 @@ impl Fdb {
         self.table.get(&key(vlan, mac)).copied()
     }
 
-    /// Records that `mac` was seen on `port` in `vlan` at `now`.
+    /// Records that `mac` was seen on `port` in `vlan` at `now`. `port_limit`
+    /// is how many learned MACs `port` may have (`u32::MAX`: no limit).
     #[inline]
-    pub fn learn(&mut self, vlan: u16, mac: MacAddr, port: PortId, now: u64) -> LearnOutcome {
+    pub fn learn(
+        &mut self,
+        vlan: u16,
+        mac: MacAddr,
+        port: PortId,
+        now: u64,
+        port_limit: u32,
+    ) -> LearnOutcome {
         let k = key(vlan, mac);
+        let at_limit = self.learned_on(port) >= port_limit;
         if let Some(e) = self.table.get_mut(&k) {
             if e.port == port {
                 e.last_seen = now;
@@ -126,11 +167,19 @@ impl Fdb {
                 self.counters.static_conflicts += 1;
                 return LearnOutcome::StaticConflict;
             }
+            if at_limit {
+                return LearnOutcome::PortLimit;
+            }
             let from = e.port;
             e.port = port;
             e.last_seen = now;
             self.counters.moves += 1;
+            self.count(from, false);
+            self.count(port, true);
             return LearnOutcome::Moved { from };
+        }
+        if at_limit {
+            return LearnOutcome::PortLimit;
         }
         if self.table.len() >= self.max_entries {
             self.counters.learn_refused += 1;
@@ -144,6 +193,7 @@ impl Fdb {
                 is_static: false,
             },
         );
+        self.count(port, true);
         self.counters.learned += 1;
         LearnOutcome::Learned
     }
@@ -154,6 +204,11 @@ impl Fdb {
         let k = key(vlan, mac);
         if !self.table.contains_key(&k) && self.table.len() >= self.max_entries {
             return Err(FdbFull);
+        }
+        if let Some(old) = self.table.get(&k).copied() {
+            if !old.is_static {
+                self.count(old.port, false);
+            }
         }
         self.table.insert(
             k,
@@ -167,12 +222,17 @@ impl Fdb {
     }
 
     pub fn remove(&mut self, vlan: u16, mac: MacAddr) -> Option<FdbEntry> {
-        self.table.remove(&key(vlan, mac))
+        let e = self.table.remove(&key(vlan, mac))?;
+        if !e.is_static {
+            self.count(e.port, false);
+        }
+        Some(e)
     }
 
     /// Forgets every learned entry; static ones stay.
     pub fn flush_learned(&mut self) {
         self.table.retain(|_, e| e.is_static);
+        self.learned_per_port.fill(0);
     }
 
     /// Forgets every entry, static included, that points at `port` (the port
@@ -187,6 +247,9 @@ impl Fdb {
             }
             !gone
         });
+        if let Some(n) = self.learned_per_port.get_mut(port as usize) {
+            *n = 0;
+        }
         statics
     }
 
@@ -198,8 +261,16 @@ impl Fdb {
     pub fn age(&mut self, now: u64) -> usize {
         let aging = self.aging_secs;
         let before = self.table.len();
-        self.table
-            .retain(|_, e| e.is_static || now.saturating_sub(e.last_seen) <= aging);
+        let counts = &mut self.learned_per_port;
+        self.table.retain(|_, e| {
+            let keep = e.is_static || now.saturating_sub(e.last_seen) <= aging;
+            if !keep {
+                if let Some(n) = counts.get_mut(e.port as usize) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+            keep
+        });
         let removed = before - self.table.len();
         self.counters.aged_out += removed as u64;
         removed
@@ -223,6 +294,8 @@ pub struct FdbFull;
 mod tests {
     use super::*;
 
+    const NO_LIMIT: u32 = u32::MAX;
+
     fn mac(n: u8) -> MacAddr {
         MacAddr([0x02, 0, 0, 0, 0, n])
     }
@@ -230,12 +303,12 @@ mod tests {
     #[test]
     fn learns_and_looks_up_per_vlan() {
         let mut t = Fdb::new(16, 300);
-        assert_eq!(t.learn(0, mac(1), 7, 0), LearnOutcome::Learned);
-        assert_eq!(t.learn(10, mac(1), 8, 0), LearnOutcome::Learned);
+        assert_eq!(t.learn(0, mac(1), 7, 0, NO_LIMIT), LearnOutcome::Learned);
+        assert_eq!(t.learn(10, mac(1), 8, 0, NO_LIMIT), LearnOutcome::Learned);
         assert_eq!(t.lookup(0, mac(1)), Some(7));
         assert_eq!(t.lookup(10, mac(1)), Some(8));
         assert_eq!(t.lookup(20, mac(1)), None);
-        assert_eq!(t.learn(0, mac(1), 7, 5), LearnOutcome::Refreshed);
+        assert_eq!(t.learn(0, mac(1), 7, 5, NO_LIMIT), LearnOutcome::Refreshed);
         assert_eq!(t.get(0, mac(1)).unwrap().last_seen, 5);
         assert_eq!(t.counters.learned, 2);
     }
@@ -243,8 +316,11 @@ mod tests {
     #[test]
     fn moves_are_counted() {
         let mut t = Fdb::new(16, 300);
-        t.learn(0, mac(1), 1, 0);
-        assert_eq!(t.learn(0, mac(1), 2, 1), LearnOutcome::Moved { from: 1 });
+        t.learn(0, mac(1), 1, 0, NO_LIMIT);
+        assert_eq!(
+            t.learn(0, mac(1), 2, 1, NO_LIMIT),
+            LearnOutcome::Moved { from: 1 }
+        );
         assert_eq!(t.lookup(0, mac(1)), Some(2));
         assert_eq!(t.counters.moves, 1);
         assert_eq!(t.len(), 1);
@@ -253,8 +329,8 @@ mod tests {
     #[test]
     fn aging_with_injected_clock() {
         let mut t = Fdb::new(16, 300);
-        t.learn(0, mac(1), 1, 0);
-        t.learn(0, mac(2), 1, 100);
+        t.learn(0, mac(1), 1, 0, NO_LIMIT);
+        t.learn(0, mac(2), 1, 100, NO_LIMIT);
         t.add_static(0, mac(3), 2).unwrap();
         // Stamped 0 means seen in [0, 1): alive through second 300.
         assert_eq!(t.age(300), 0);
@@ -262,7 +338,7 @@ mod tests {
         assert_eq!(t.lookup(0, mac(1)), None);
         assert_eq!(t.lookup(0, mac(2)), Some(1));
         // Refreshing keeps an entry alive past its first deadline.
-        t.learn(0, mac(2), 1, 350);
+        t.learn(0, mac(2), 1, 350, NO_LIMIT);
         assert_eq!(t.age(650), 0);
         assert_eq!(t.age(651), 1);
         // Static entries never age.
@@ -274,7 +350,7 @@ mod tests {
     #[test]
     fn aging_time_can_change() {
         let mut t = Fdb::new(16, 300);
-        t.learn(0, mac(1), 1, 0);
+        t.learn(0, mac(1), 1, 0, NO_LIMIT);
         t.set_aging_secs(10);
         assert_eq!(t.age(10), 0);
         assert_eq!(t.age(11), 1);
@@ -284,17 +360,20 @@ mod tests {
     fn full_table_refuses_and_keeps_memory_bounded() {
         let mut t = Fdb::new(4, 300);
         for n in 0..4 {
-            assert_eq!(t.learn(0, mac(n), 1, 0), LearnOutcome::Learned);
+            assert_eq!(t.learn(0, mac(n), 1, 0, NO_LIMIT), LearnOutcome::Learned);
         }
         let cap = t.table.capacity();
         for n in 4..200 {
-            assert_eq!(t.learn(0, mac(n), 1, 0), LearnOutcome::Refused);
+            assert_eq!(t.learn(0, mac(n), 1, 0, NO_LIMIT), LearnOutcome::Refused);
         }
         assert_eq!(t.len(), 4);
         assert_eq!(t.table.capacity(), cap);
         assert_eq!(t.counters.learn_refused, 196);
         // Known MACs still refresh and move when full.
-        assert_eq!(t.learn(0, mac(0), 2, 1), LearnOutcome::Moved { from: 1 });
+        assert_eq!(
+            t.learn(0, mac(0), 2, 1, NO_LIMIT),
+            LearnOutcome::Moved { from: 1 }
+        );
         assert_eq!(t.add_static(0, mac(99), 1), Err(FdbFull));
         assert!(t.add_static(0, mac(1), 3).is_ok());
     }
@@ -302,9 +381,12 @@ mod tests {
     #[test]
     fn static_entries_win_over_learning() {
         let mut t = Fdb::new(16, 300);
-        t.learn(0, mac(1), 1, 0);
+        t.learn(0, mac(1), 1, 0, NO_LIMIT);
         t.add_static(0, mac(1), 2).unwrap();
-        assert_eq!(t.learn(0, mac(1), 1, 5), LearnOutcome::StaticConflict);
+        assert_eq!(
+            t.learn(0, mac(1), 1, 5, NO_LIMIT),
+            LearnOutcome::StaticConflict
+        );
         assert_eq!(t.lookup(0, mac(1)), Some(2));
         assert_eq!(t.counters.static_conflicts, 1);
         assert!(t.get(0, mac(1)).unwrap().is_static);
@@ -317,8 +399,8 @@ mod tests {
     #[test]
     fn flush_port_removes_everything_on_it() {
         let mut t = Fdb::new(16, 300);
-        t.learn(0, mac(1), 1, 0);
-        t.learn(0, mac(2), 2, 0);
+        t.learn(0, mac(1), 1, 0, NO_LIMIT);
+        t.learn(0, mac(2), 2, 0, NO_LIMIT);
         t.add_static(5, mac(3), 1).unwrap();
         assert_eq!(t.flush_port(1), 1);
         assert_eq!(t.len(), 1);
@@ -330,10 +412,41 @@ mod tests {
         let m: MacAddr = "fe:ff:ff:ff:ff:ff".parse().unwrap();
         let entries: Vec<_> = {
             let mut t = Fdb::new(4, 1);
-            t.learn(4095, m, 1, 0);
+            t.learn(4095, m, 1, 0, NO_LIMIT);
             t.iter().collect()
         };
         assert_eq!(entries[0].0, 4095);
         assert_eq!(entries[0].1, m);
+    }
+
+    #[test]
+    fn per_port_limits_and_counts() {
+        let mut t = Fdb::new(64, 10);
+        t.reserve_port(3);
+        for n in 0..2 {
+            assert_eq!(t.learn(0, mac(n), 1, 0, 2), LearnOutcome::Learned);
+        }
+        assert_eq!(t.learn(0, mac(9), 1, 0, 2), LearnOutcome::PortLimit);
+        assert_eq!(t.learn(0, mac(0), 1, 1, 2), LearnOutcome::Refreshed);
+        assert_eq!(t.learned_on(1), 2);
+        // A MAC may not move onto a port at its limit.
+        t.learn(0, mac(5), 2, 0, 2);
+        assert_eq!(t.learn(0, mac(5), 1, 0, 2), LearnOutcome::PortLimit);
+        // Moving away frees a slot on the old port.
+        assert_eq!(t.learn(0, mac(0), 2, 1, 2), LearnOutcome::Moved { from: 1 });
+        assert_eq!((t.learned_on(1), t.learned_on(2)), (1, 2));
+        // Removal, aging and static replacement all give slots back.
+        t.remove(0, mac(1));
+        assert_eq!(t.learned_on(1), 0);
+        t.add_static(0, mac(5), 3).unwrap();
+        assert_eq!(t.learned_on(2), 1);
+        assert_eq!(t.age(100), 1);
+        assert_eq!(t.learned_on(2), 0);
+        t.learn(0, mac(7), 3, 100, 1);
+        t.flush_port(3);
+        assert_eq!(t.learned_on(3), 0);
+        t.learn(0, mac(7), 3, 100, 1);
+        t.flush_learned();
+        assert_eq!(t.learned_on(3), 0);
     }
 }

@@ -132,6 +132,19 @@ impl PacketBuf {
         true
     }
 
+    /// Removes `n` bytes at `offset`, shifting the bytes before `offset`
+    /// forward (cheap for a header removal).
+    pub fn remove_at(&mut self, offset: usize, n: usize) -> bool {
+        if offset + n > self.len {
+            return false;
+        }
+        self.data
+            .copy_within(self.start..self.start + offset, self.start + n);
+        self.start += n;
+        self.len -= n;
+        true
+    }
+
     /// Replaces the contents with a copy of `frame`, truncated to the capacity;
     /// returns false if it had to truncate.
     pub fn copy_from(&mut self, frame: &[u8]) -> bool {
@@ -278,6 +291,13 @@ mod tests {
             p.frame(),
             &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x81, 0x00, 0x00, 0x0a, 0x08, 0x00, 0xaa]
         );
+        assert!(p.remove_at(12, 4));
+        assert_eq!(
+            p.frame(),
+            &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x08, 0x00, 0xaa]
+        );
+        assert!(!p.remove_at(12, 4));
+        assert!(p.insert_at(12, &[0x81, 0x00, 0x00, 0x0a]));
         assert!(p.pull_front(4));
         assert_eq!(p.len(), 15);
         assert!(!p.pull_front(100));

@@ -42,6 +42,14 @@ drop_reasons! {
     RxError => "rx_error", "The port's receive call failed with an error other than 'try again'.";
     Runt => "runt", "Frame shorter than an Ethernet header (or a truncated 802.1Q tag).";
     InvalidSourceMac => "invalid_src_mac", "Source MAC is multicast, broadcast or all-zero.";
+    VlanTaggedOnAccess => "vlan_tagged_on_access", "Tagged frame (VID not 0) on an access port.";
+    VlanNotAllowed => "vlan_not_allowed", "Tag of a VLAN the trunk port does not carry.";
+    VlanUntaggedOnTrunk => "vlan_untagged_on_trunk", "Untagged frame on a trunk port without a native VLAN.";
+    VlanDoubleTagged => "vlan_double_tagged", "A second VLAN tag under the one that placed the frame in a VLAN.";
+    SrcMacNotAllowed => "src_mac_not_allowed", "Source MAC not in the port's allowed_macs.";
+    PortMacLimit => "port_mac_limit", "New source MAC on a port that has taught the table its max_macs.";
+    StormControl => "storm_control", "Flooded frame over the port's storm_pps limit.";
+    EgressVlanFiltered => "vlan_egress_filtered", "Destination port does not carry the frame's VLAN.";
     SamePort => "same_port", "Destination was learned on the port the frame came in on.";
     NoFloodPorts => "no_flood_ports", "Flooded frame had no other port in its bridge to go to.";
     TxRingFull => "tx_ring_full", "The output port could not take the frame now (ring or socket buffer full).";

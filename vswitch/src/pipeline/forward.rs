@@ -32,6 +32,7 @@ mod tests {
     fn frame(vlan: u16, dst: MacAddr) -> Classified {
         Classified {
             vlan,
+            prio: 0,
             src: mac(1),
             dst,
         }
@@ -40,8 +41,8 @@ mod tests {
     #[test]
     fn decisions() {
         let mut fdb = Fdb::new(16, 300);
-        fdb.learn(0, mac(2), 2, 0);
-        fdb.learn(0, mac(3), 1, 0);
+        fdb.learn(0, mac(2), 2, 0, u32::MAX);
+        fdb.learn(0, mac(3), 1, 0, u32::MAX);
         assert_eq!(decide(&frame(0, mac(2)), 1, &fdb), Disposition::Unicast(2));
         assert_eq!(decide(&frame(0, mac(9)), 1, &fdb), Disposition::Flood);
         assert_eq!(

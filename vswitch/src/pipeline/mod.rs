@@ -6,15 +6,20 @@
 //! `output` hands each output port all of its frames in one burst. No stage
 //! allocates or locks.
 
+pub mod admit;
 pub mod announce;
 pub mod counters;
 pub mod forward;
 pub mod input;
 pub mod output;
+pub mod vlan;
 
-use crate::fdb::{Fdb, PortId};
+use std::time::Duration;
+
+use crate::fdb::{Fdb, LearnOutcome, PortId};
 use crate::packet::{Batch, BATCH_SIZE};
 use crate::port::Port;
+use admit::{PortPolicy, StormBucket};
 use counters::{DropReason, PortCounters};
 
 /// What becomes of one frame.
@@ -23,9 +28,26 @@ pub enum Disposition {
     Drop(DropReason),
     /// Known unicast: exactly this port.
     Unicast(PortId),
-    /// Broadcast, multicast or unknown unicast: every port of the bridge but
-    /// the ingress one.
+    /// Broadcast, multicast or unknown unicast: every port of the bridge
+    /// but the ingress one that carries the frame's VLAN.
     Flood,
+}
+
+/// One frame's verdict and the network it travels in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    pub disposition: Disposition,
+    pub vlan: u16,
+    /// PCP and DEI bits to put back in a tag on egress.
+    pub prio: u16,
+}
+
+impl Verdict {
+    const DROPPED: Verdict = Verdict {
+        disposition: Disposition::Drop(DropReason::Runt),
+        vlan: 0,
+        prio: 0,
+    };
 }
 
 /// A bridge as the datapath runs it: its table and its member ports.
@@ -43,43 +65,97 @@ pub struct PortSlot {
     pub bridge: usize,
     pub port: Box<dyn Port>,
     pub counters: PortCounters,
+    pub policy: PortPolicy,
+    /// Storm control state, present when `policy.storm_pps` is set.
+    pub storm: Option<StormBucket>,
 }
 
-/// Runs one received batch through the bridge: learns, forwards, transmits.
-/// `ports` is the datapath's whole port slab, indexed by `PortId`.
+impl PortSlot {
+    pub fn new(name: String, bridge: usize, port: Box<dyn Port>, policy: PortPolicy) -> Self {
+        let mut slot = PortSlot {
+            name,
+            bridge,
+            port,
+            counters: PortCounters::default(),
+            policy: PortPolicy::default(),
+            storm: None,
+        };
+        slot.set_policy(policy, Duration::ZERO);
+        slot
+    }
+
+    /// Replaces the policy; storm control starts with a full bucket.
+    pub fn set_policy(&mut self, policy: PortPolicy, now: Duration) {
+        self.storm = policy.storm_pps.map(|pps| StormBucket::new(pps, now));
+        self.policy = policy;
+    }
+}
+
+/// Runs one batch received on `in_port` through the bridge: classify,
+/// admit, learn, forward, transmit. `ports` is the datapath's whole port
+/// slab, indexed by `PortId`; `now` the datapath clock.
 pub fn process_batch(
-    batch: &Batch,
+    batch: &mut Batch,
     in_port: PortId,
     bridge: &mut Bridge,
     ports: &mut [Option<PortSlot>],
-    now: u64,
+    now: Duration,
 ) {
-    let mut dispositions = [Disposition::Drop(DropReason::Runt); BATCH_SIZE];
+    let Some(Some(ingress)) = ports.get_mut(in_port as usize) else {
+        return;
+    };
+    let mut verdicts = [Verdict::DROPPED; BATCH_SIZE];
     let n = batch.len();
+    let secs = now.as_secs();
+    let port_limit = ingress.policy.max_macs.unwrap_or(u32::MAX);
 
-    for (i, buf) in batch.iter().enumerate() {
-        dispositions[i] = match input::classify(buf.frame()) {
-            Err(reason) => Disposition::Drop(reason),
+    for (i, buf) in batch.iter_mut().enumerate() {
+        verdicts[i] = match input::classify(buf, &ingress.policy.vlan) {
+            Err(reason) => Verdict {
+                disposition: Disposition::Drop(reason),
+                ..Verdict::DROPPED
+            },
             Ok(frame) => {
-                bridge.fdb.learn(frame.vlan, frame.src, in_port, now);
-                forward::decide(&frame, in_port, &bridge.fdb)
+                let disposition = if !ingress.policy.source_allowed(frame.src) {
+                    Disposition::Drop(DropReason::SrcMacNotAllowed)
+                } else if bridge
+                    .fdb
+                    .learn(frame.vlan, frame.src, in_port, secs, port_limit)
+                    == LearnOutcome::PortLimit
+                {
+                    Disposition::Drop(DropReason::PortMacLimit)
+                } else {
+                    match forward::decide(&frame, in_port, &bridge.fdb) {
+                        Disposition::Flood => {
+                            if ingress.storm.as_mut().is_none_or(|b| b.allow(now)) {
+                                Disposition::Flood
+                            } else {
+                                Disposition::Drop(DropReason::StormControl)
+                            }
+                        }
+                        d => d,
+                    }
+                };
+                Verdict {
+                    disposition,
+                    vlan: frame.vlan,
+                    prio: frame.prio,
+                }
             }
         };
     }
 
-    let sent_somewhere = output::transmit(batch, &dispositions[..n], in_port, &bridge.ports, ports);
+    let delivered = output::transmit(batch, &verdicts[..n], in_port, &bridge.ports, ports);
 
     if let Some(Some(ingress)) = ports.get_mut(in_port as usize) {
-        for (i, d) in dispositions[..n].iter().enumerate() {
-            match d {
-                Disposition::Drop(reason) => ingress.counters.count_drop(*reason),
-                Disposition::Flood if !sent_somewhere.flood => {
+        for (i, v) in verdicts[..n].iter().enumerate() {
+            match v.disposition {
+                Disposition::Drop(reason) => ingress.counters.count_drop(reason),
+                Disposition::Flood if !delivered[i] => {
                     ingress.counters.count_drop(DropReason::NoFloodPorts)
                 }
-                Disposition::Unicast(_) if !sent_somewhere.unicast[i] => {
-                    // The output port vanished between learning and now; the
-                    // frame still needs a counter.
-                    ingress.counters.count_drop(DropReason::NoFloodPorts)
+                Disposition::Unicast(_) if !delivered[i] => {
+                    ingress.counters.count_drop(DropReason::EgressVlanFiltered)
                 }
                 _ => {}
             }

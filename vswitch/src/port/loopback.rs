@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
+use std::sync::{Arc, Mutex};
 
 use super::{Port, PortKind};
 use crate::packet::Batch;
@@ -18,8 +19,9 @@ pub struct LoopbackPort {
     replay: Vec<Vec<u8>>,
     replay_next: usize,
     record_tx: bool,
-    /// Frames transmitted, when recording.
-    pub sent: Vec<Vec<u8>>,
+    /// Frames transmitted, when recording; shared so a test can read them
+    /// after the port moved into a switch.
+    sent: Arc<Mutex<Vec<Vec<u8>>>>,
     /// Frames transmitted, always.
     pub sent_count: u64,
     /// An event to hand the datapath at its next look.
@@ -53,6 +55,11 @@ impl LoopbackPort {
             replay: frames,
             ..Default::default()
         }
+    }
+
+    /// A handle on the frames this port records as sent.
+    pub fn sent(&self) -> Arc<Mutex<Vec<Vec<u8>>>> {
+        self.sent.clone()
     }
 
     /// Queues one frame to be received.
@@ -103,7 +110,9 @@ impl Port for LoopbackPort {
         for f in frames {
             counters.count_tx(f.len());
             if self.record_tx {
-                self.sent.push(f.to_vec());
+                if let Ok(mut sent) = self.sent.lock() {
+                    sent.push(f.to_vec());
+                }
             }
         }
         self.sent_count += frames.len() as u64;
