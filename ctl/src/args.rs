@@ -38,6 +38,9 @@ pub enum Cmd {
     /// The forwarding table of a bridge.
     #[command(subcommand)]
     Fdb(FdbCmd),
+    /// VXLAN tunnel endpoints: VNIs, remotes, neighbor state, counters.
+    #[command(subcommand)]
+    Vxlan(VxlanCmd),
     /// Per-port counters, drops by reason.
     Stats {
         /// Only this port.
@@ -95,6 +98,12 @@ pub enum PortCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum VxlanCmd {
+    /// Show every VXLAN port, or one.
+    Show { port: Option<String> },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum FdbCmd {
     /// Show the table: VLAN, MAC, port, age, static or learned. Option: vlan=N.
     Show {
@@ -102,12 +111,13 @@ pub enum FdbCmd {
         /// vlan=N: only that VLAN.
         options: Vec<String>,
     },
-    /// Add a static entry: MAC always behind PORT. Option: vlan=N.
+    /// Add a static entry: MAC always behind PORT. Options: vlan=N, and for a vxlan port
+    /// remote=IP (the remote VTEP the MAC is behind).
     Add {
         bridge: String,
         mac: String,
         port: String,
-        /// vlan=N (default 0, untagged).
+        /// vlan=N (default 0, untagged), remote=IP.
         options: Vec<String>,
     },
     /// Delete an entry (static or learned). Option: vlan=N.
@@ -142,9 +152,13 @@ fn parse_mac(s: &str) -> anyhow::Result<MacAddr> {
     s.parse().map_err(|e| anyhow!("{e}"))
 }
 
-/// `vlan=N` is the only option of the fdb commands.
+/// `vlan=N` is the only option of most fdb commands.
 fn parse_vlan(words: &[String]) -> anyhow::Result<u16> {
-    let mut options = parse_options(words)?;
+    let options = parse_options(words)?;
+    vlan_from(options)
+}
+
+fn vlan_from(mut options: Options) -> anyhow::Result<u16> {
     let vlan = match options.remove("vlan") {
         Some(v) => v
             .parse::<u16>()
@@ -213,12 +227,23 @@ pub fn to_request(cmd: &Cmd) -> anyhow::Result<Request> {
                 mac,
                 port,
                 options,
-            } => Request::FdbAdd {
-                bridge: bridge.clone(),
-                mac: parse_mac(mac)?,
-                port: port.clone(),
-                vlan: parse_vlan(options)?,
-            },
+            } => {
+                let mut options = parse_options(options)?;
+                let remote = options
+                    .remove("remote")
+                    .map(|r| {
+                        r.parse::<std::net::Ipv4Addr>()
+                            .map_err(|_| anyhow!("remote={r:?} is not an IPv4 address"))
+                    })
+                    .transpose()?;
+                Request::FdbAdd {
+                    bridge: bridge.clone(),
+                    mac: parse_mac(mac)?,
+                    port: port.clone(),
+                    vlan: vlan_from(options)?,
+                    remote,
+                }
+            }
             FdbCmd::Del {
                 bridge,
                 mac,
@@ -233,6 +258,8 @@ pub fn to_request(cmd: &Cmd) -> anyhow::Result<Request> {
             },
         },
         Cmd::Stats { port } => Request::Stats { port: port.clone() },
+        // vxlan show reads the port list first; see vxlan.rs.
+        Cmd::Vxlan(VxlanCmd::Show { .. }) => Request::PortList { bridge: None },
     })
 }
 
@@ -262,6 +289,7 @@ mod tests {
                 mac: "02:00:00:00:00:01".parse().unwrap(),
                 port: "p1".into(),
                 vlan: 10,
+                remote: None,
             }
         );
         assert_eq!(req(&["stats"]).unwrap(), Request::Stats { port: None });

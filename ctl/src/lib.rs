@@ -7,6 +7,7 @@
 mod args;
 mod client;
 mod render;
+mod vxlan;
 
 use clap::Parser;
 
@@ -31,6 +32,9 @@ pub fn main() -> i32 {
 
 /// Runs one command and returns what to print.
 pub fn run(cli: &Cli) -> anyhow::Result<String> {
+    if let Cmd::Vxlan(args::VxlanCmd::Show { port }) = &cli.command {
+        return vxlan::show(&cli.socket, port.as_deref(), cli.json);
+    }
     let request = args::to_request(&cli.command)?;
     let data = client::call(&cli.socket, &request)?;
     render::render(&cli.command, data, cli.json)

@@ -122,7 +122,7 @@ pub fn render(cmd: &Cmd, data: serde_json::Value, json: bool) -> anyhow::Result<
         Cmd::Fdb(FdbCmd::Show { .. }) => {
             let rows: Vec<FdbEntryInfo> = decode(data)?;
             table(
-                &["VLAN", "MAC", "PORT", "AGE", "TYPE"],
+                &["VLAN", "MAC", "PORT", "AGE", "TYPE", "REMOTE"],
                 rows.into_iter()
                     .map(|e| {
                         let (age, kind) = match e.kind {

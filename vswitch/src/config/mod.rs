@@ -54,6 +54,9 @@ pub struct StaticFdbEntry {
     pub vlan: u16,
     pub mac: MacAddr,
     pub port: String,
+    /// For a VXLAN port: the remote VTEP the MAC is behind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<std::net::Ipv4Addr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +108,9 @@ impl Config {
     /// The port (other than `except`) that already uses kernel interface
     /// `iface`.
     pub fn port_using_iface(&self, iface: &str) -> Option<&PortConfig> {
+        if iface.is_empty() {
+            return None;
+        }
         self.bridges
             .iter()
             .flat_map(|b| b.ports.iter())
@@ -128,7 +134,7 @@ impl Config {
                 if !port_names.insert(p.name.as_str()) {
                     return Err(format!("port {:?} appears twice", p.name));
                 }
-                if !ifaces.insert(spec.iface.clone()) {
+                if !spec.iface.is_empty() && !ifaces.insert(spec.iface.clone()) {
                     return Err(format!("interface {:?} is used by two ports", spec.iface));
                 }
             }
@@ -228,6 +234,7 @@ mod tests {
                     vlan: 0,
                     mac: "02:00:00:00:00:01".parse().unwrap(),
                     port: "vm1".into(),
+                    remote: None,
                 }],
             }],
         }

@@ -4,7 +4,9 @@ use crate::control::protocol::Options;
 use crate::fdb::{DEFAULT_AGING_SECS, DEFAULT_MAX_ENTRIES};
 use crate::pipeline::admit::PortPolicy;
 use crate::pipeline::vlan::{parse_vid, VlanMode, VlanSet};
+use crate::port::vxlan::VxlanConfig;
 use crate::port::{validate_ifname, PortKind};
+use crate::wire::vxlan::{DEFAULT_PORT as VXLAN_PORT, MAX_VNI};
 use crate::wire::MacAddr;
 
 /// Most MACs one port's `allowed_macs` may list.
@@ -182,9 +184,125 @@ fn parse_policy(options: &Options) -> Result<PortPolicy, String> {
 pub struct PortSpec {
     pub kind: PortKind,
     /// The kernel interface: the tap to create or attach to, or the
-    /// interface an afpacket port binds.
+    /// interface an afpacket port binds; empty for a VXLAN port.
     pub iface: String,
     pub policy: PortPolicy,
+    /// The VTEP settings of a VXLAN port.
+    pub vxlan: Option<VxlanConfig>,
+}
+
+/// Options of `type=vxlan` ports.
+const VXLAN_KEYS: &[&str] = &[
+    "local", "remote", "vni", "vlan", "dst_port", "underlay", "gateway", "prefix", "mtu", "mac",
+];
+
+fn parse_ip(key: &str, v: &str) -> Result<std::net::Ipv4Addr, String> {
+    v.parse()
+        .map_err(|_| format!("{key}={v:?} is not an IPv4 address"))
+}
+
+/// `vni=N[:VLAN][,N[:VLAN]...]` (and `vlan=M` for a single VNI): each VNI
+/// maps to a VLAN of the bridge, or without one to its untagged network.
+fn parse_vnis(options: &Options) -> Result<Vec<(u32, u16)>, String> {
+    let text = options.get("vni").ok_or("type=vxlan needs vni=N")?;
+    let mut out: Vec<(u32, u16)> = Vec::new();
+    for part in text.split(',') {
+        let (vni, vlan) = match part.split_once(':') {
+            Some((n, v)) => (n, parse_vid(v).map_err(|e| format!("vni: {e}"))?),
+            None => (part, 0),
+        };
+        let vni: u32 = vni
+            .parse()
+            .ok()
+            .filter(|v| (1..=MAX_VNI).contains(v))
+            .ok_or_else(|| format!("vni: {vni:?} is not a VNI (1 to {MAX_VNI})"))?;
+        if out.iter().any(|(n, _)| *n == vni) {
+            return Err(format!("vni {vni} given twice"));
+        }
+        out.push((vni, vlan));
+    }
+    if let Some(v) = options.get("vlan") {
+        if out.len() != 1 || out[0].1 != 0 {
+            return Err("vlan=M goes with a single vni=N (else use vni=N:M,...)".into());
+        }
+        out[0].1 = parse_vid(v).map_err(|e| format!("vlan: {e}"))?;
+    }
+    let mut vlans: Vec<u16> = out.iter().map(|(_, v)| *v).collect();
+    vlans.sort_unstable();
+    if vlans.windows(2).any(|w| w[0] == w[1]) {
+        return Err("two VNIs map to the same VLAN".into());
+    }
+    Ok(out)
+}
+
+fn parse_vxlan(options: &Options) -> Result<VxlanConfig, String> {
+    let local = parse_ip(
+        "local",
+        options.get("local").ok_or("type=vxlan needs local=IP")?,
+    )?;
+    let underlay = options
+        .get("underlay")
+        .ok_or("type=vxlan needs underlay=PORT (the uplink port that carries the tunnel)")?
+        .clone();
+    validate_name("underlay port", &underlay)?;
+    let mut remotes = Vec::new();
+    for r in options
+        .get("remote")
+        .ok_or("type=vxlan needs remote=IP[,IP...]")?
+        .split(',')
+    {
+        let ip = parse_ip("remote", r)?;
+        if ip == local {
+            return Err(format!("remote {ip} is the local address"));
+        }
+        if !remotes.contains(&ip) {
+            remotes.push(ip);
+        }
+    }
+    let prefix_len = match options.get("prefix") {
+        Some(v) => parse_number::<u8>("prefix", v).and_then(|p| {
+            if p <= 32 {
+                Ok(p)
+            } else {
+                Err(format!("prefix={p}: 0 to 32"))
+            }
+        })?,
+        None => 24,
+    };
+    let underlay_mtu = match options.get("mtu") {
+        Some(v) => parse_number::<u16>("mtu", v)?,
+        None => 1500,
+    };
+    if !(576..=9000).contains(&underlay_mtu) {
+        return Err(format!("mtu={underlay_mtu}: 576 to 9000"));
+    }
+    let mac = match options.get("mac") {
+        Some(m) => {
+            let mac: MacAddr = m.parse().map_err(|e| format!("mac: {e}"))?;
+            if !mac.is_learnable() {
+                return Err(format!("mac: {mac} is not a unicast address"));
+            }
+            mac
+        }
+        None => VxlanConfig::default_mac(local),
+    };
+    Ok(VxlanConfig {
+        local,
+        prefix_len,
+        gateway: options
+            .get("gateway")
+            .map(|g| parse_ip("gateway", g))
+            .transpose()?,
+        remotes,
+        vnis: parse_vnis(options)?,
+        dst_port: match options.get("dst_port") {
+            Some(v) => parse_number("dst_port", v)?,
+            None => VXLAN_PORT,
+        },
+        underlay,
+        mac,
+        underlay_mtu,
+    })
 }
 
 impl PortSpec {
@@ -246,11 +364,25 @@ impl PortSpec {
 
     pub fn parse(name: &str, options: &Options) -> Result<PortSpec, String> {
         validate_name("port", name)?;
-        reject_unknown(options, Self::KEYS)?;
         let kind: PortKind = options
             .get("type")
-            .ok_or("missing option type=tap|afpacket")?
+            .ok_or("missing option type=tap|afpacket|vxlan")?
             .parse()?;
+        if kind == PortKind::Vxlan {
+            let mut known: Vec<&str> = vec!["type", "allowed_macs", "max_macs", "storm_pps"];
+            known.extend_from_slice(VXLAN_KEYS);
+            reject_unknown(options, &known)?;
+            let cfg = parse_vxlan(options)?;
+            let mut policy = parse_policy(options)?;
+            policy.vlan = cfg.vlan_mode();
+            return Ok(PortSpec {
+                kind,
+                iface: String::new(),
+                policy,
+                vxlan: Some(cfg),
+            });
+        }
+        reject_unknown(options, Self::KEYS)?;
         let iface = match (kind, options.get("iface")) {
             (_, Some(i)) => i.clone(),
             (PortKind::Tap, None) => name.to_string(),
@@ -262,6 +394,7 @@ impl PortSpec {
             kind,
             iface,
             policy,
+            vxlan: None,
         })
     }
 }
@@ -423,5 +556,62 @@ mod tests {
                 .contains("cannot change")
         );
         assert!(PortSpec::merge_options(&cur, &opts(&[("colour", "red")])).is_err());
+    }
+
+    #[test]
+    fn vxlan_options() {
+        let base = [
+            ("type", "vxlan"),
+            ("local", "10.79.0.2"),
+            ("remote", "10.79.0.1,10.79.0.3"),
+            ("underlay", "up0"),
+        ];
+        let with = |extra: &[(&str, &str)]| {
+            let mut o = opts(&base);
+            o.extend(opts(extra));
+            PortSpec::parse("vx0", &o)
+        };
+        let s = with(&[("vni", "42")]).unwrap();
+        let cfg = s.vxlan.unwrap();
+        assert_eq!(cfg.vnis, [(42, 0)]);
+        assert_eq!(cfg.remotes.len(), 2);
+        assert_eq!(
+            (cfg.dst_port, cfg.prefix_len, cfg.underlay_mtu),
+            (4789, 24, 1500)
+        );
+        assert_eq!(
+            s.policy.vlan.to_string(),
+            "trunk , untagged frames in network 0"
+        );
+        let s = with(&[("vni", "42"), ("vlan", "10")]).unwrap();
+        assert_eq!(s.vxlan.unwrap().vnis, [(42, 10)]);
+        let s = with(&[("vni", "100:10,200:20,300"), ("dst_port", "8472")]).unwrap();
+        assert_eq!(
+            s.policy.vlan.to_string(),
+            "trunk 10,20, untagged frames in network 0"
+        );
+        for bad in [
+            &[][..],
+            &[("vni", "0")],
+            &[("vni", "16777216")],
+            &[("vni", "5,5")],
+            &[("vni", "5:10,6:10")],
+            &[("vni", "5,6"), ("vlan", "10")],
+            &[("vni", "5"), ("access", "10")],
+            &[("vni", "5"), ("iface", "eth0")],
+            &[("vni", "5"), ("prefix", "33")],
+            &[("vni", "5"), ("mtu", "100")],
+            &[("vni", "5"), ("gateway", "nope")],
+            &[("vni", "5"), ("remote", "10.79.0.2")],
+            &[("vni", "5"), ("mac", "ff:ff:ff:ff:ff:ff")],
+        ] {
+            assert!(with(bad).is_err(), "{bad:?}");
+        }
+        let mut no_underlay = opts(&base);
+        no_underlay.remove("underlay");
+        no_underlay.insert("vni".into(), "5".into());
+        assert!(PortSpec::parse("vx0", &no_underlay)
+            .unwrap_err()
+            .contains("underlay"));
     }
 }

@@ -48,7 +48,7 @@ impl Executor {
             }
             for p in &b.ports {
                 let spec = PortSpec::parse(&p.name, &p.options).expect("validated at load");
-                let result = port::open(spec.kind, &spec.iface)
+                let result = port::open(&p.name, &spec)
                     .map_err(|e| e.to_string())
                     .and_then(|opened| {
                         datapath
@@ -75,6 +75,7 @@ impl Executor {
                     vlan: e.vlan,
                     mac: e.mac,
                     port: e.port.clone(),
+                    remote: e.remote,
                     reply,
                 }) {
                     tracing::warn!(mac = %e.mac, "static entry not restored: {err}");
@@ -133,7 +134,8 @@ impl Executor {
                 mac,
                 port,
                 vlan,
-            } => self.fdb_add(bridge, mac, port, vlan).await,
+                remote,
+            } => self.fdb_add(bridge, mac, port, vlan, remote).await,
             Request::FdbDel { bridge, mac, vlan } => self.fdb_del(bridge, mac, vlan).await,
             Request::FdbFlush { bridge } => self
                 .datapath
@@ -295,7 +297,10 @@ impl Executor {
                 spec.iface, other.name
             ));
         }
-        let opened = port::open(spec.kind, &spec.iface).map_err(|e| e.to_string())?;
+        if let Some(vx) = &spec.vxlan {
+            self.check_vtep(&port, vx)?;
+        }
+        let opened = port::open(&port, &spec).map_err(|e| e.to_string())?;
         let mut next = self.config.clone();
         next.bridge_mut(&bridge)
             .expect("checked above")
@@ -313,6 +318,39 @@ impl Executor {
         })
         .await?;
         Ok(Reply::done())
+    }
+
+    /// A VTEP needs an existing, non-tunnel underlay port, and one address
+    /// serves one VTEP per underlay (two would both answer its ARP).
+    fn check_vtep(&self, port: &str, vx: &crate::port::vxlan::VxlanConfig) -> Result<(), String> {
+        let Some((_, under)) = self.config.port(&vx.underlay) else {
+            return Err(format!(
+                "underlay port {:?} does not exist: add the uplink port first",
+                vx.underlay
+            ));
+        };
+        if under.options.get("type").map(String::as_str) == Some("vxlan") {
+            return Err(format!("underlay {:?} is itself a vxlan port", vx.underlay));
+        }
+        for b in &self.config.bridges {
+            for p in &b.ports {
+                if p.name == port {
+                    continue;
+                }
+                if let Ok(PortSpec {
+                    vxlan: Some(other), ..
+                }) = PortSpec::parse(&p.name, &p.options)
+                {
+                    if other.underlay == vx.underlay && other.local == vx.local {
+                        return Err(format!(
+                            "port {:?} already is the VTEP {} on {:?}",
+                            p.name, vx.local, vx.underlay
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn port_set(&mut self, port: String, changes: Options) -> Outcome {
@@ -374,6 +412,7 @@ impl Executor {
                         vlan: e.vlan,
                         mac: e.mac,
                         port: e.port.clone(),
+                        remote: e.remote,
                         reply,
                     })
                     .await
@@ -467,7 +506,14 @@ impl Executor {
         Ok(Reply::ok(&PortDetails { info, details }))
     }
 
-    async fn fdb_add(&mut self, bridge: String, mac: MacAddr, port: String, vlan: u16) -> Outcome {
+    async fn fdb_add(
+        &mut self,
+        bridge: String,
+        mac: MacAddr,
+        port: String,
+        vlan: u16,
+        remote: Option<std::net::Ipv4Addr>,
+    ) -> Outcome {
         let b = self.require_bridge(&bridge)?;
         if vlan > 4095 {
             return Err(format!("vlan={vlan} out of range: 0 to 4095"));
@@ -492,10 +538,19 @@ impl Executor {
             return Err(format!("port {port:?} is not running: {why}"));
         }
         let (_, pc) = self.config.port(&port).expect("checked above");
-        let carried = PortSpec::parse(&port, &pc.options)
-            .map_err(|e| e.to_string())?
-            .policy
-            .vlan;
+        let port_spec = PortSpec::parse(&port, &pc.options).map_err(|e| e.to_string())?;
+        match (&port_spec.vxlan, remote) {
+            (None, Some(_)) => {
+                return Err(format!(
+                    "remote= applies to vxlan ports; {port:?} is not one"
+                ))
+            }
+            (Some(vx), Some(r)) if !vx.remotes.contains(&r) => {
+                return Err(format!("{r} is not a remote of {port:?}"))
+            }
+            _ => {}
+        }
+        let carried = port_spec.policy.vlan;
         if !carried.networks().contains(vlan) {
             return Err(format!(
                 "port {port:?} does not carry VLAN {vlan} ({carried})"
@@ -508,12 +563,14 @@ impl Executor {
             vlan,
             mac,
             port: port.clone(),
+            remote,
         });
         self.commit(next, |reply| Command::FdbAdd {
             bridge,
             vlan,
             mac,
             port,
+            remote,
             reply,
         })
         .await?;

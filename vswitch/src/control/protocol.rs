@@ -80,6 +80,9 @@ pub enum Request {
         port: String,
         #[serde(default)]
         vlan: u16,
+        /// For a VXLAN port: the remote VTEP the MAC is behind.
+        #[serde(default)]
+        remote: Option<std::net::Ipv4Addr>,
     },
     FdbDel {
         bridge: String,
@@ -186,6 +189,9 @@ pub struct FdbEntryInfo {
     pub age_secs: u64,
     #[serde(rename = "type")]
     pub kind: FdbEntryKind,
+    /// For entries behind a VXLAN port: the remote VTEP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
 }
 
 #[cfg(test)]
@@ -214,6 +220,7 @@ mod tests {
                 mac: "02:00:00:00:00:01".parse().unwrap(),
                 port: "p1".into(),
                 vlan: 0,
+                remote: None,
             },
             Request::Stats { port: None },
         ];

@@ -31,6 +31,8 @@ pub enum DatapathError {
     TableFull(String),
     #[error("could not register the port's descriptor for readiness: {0}")]
     Readiness(String),
+    #[error("port {0:?} is not a tunnel, or does not carry that VLAN")]
+    NotTunnel(String),
     #[error("the datapath thread is not running")]
     Gone,
 }
@@ -87,6 +89,8 @@ pub enum Command {
         vlan: u16,
         mac: MacAddr,
         port: String,
+        /// For a tunnel port: the remote endpoint the MAC is behind.
+        remote: Option<std::net::Ipv4Addr>,
         reply: Reply<()>,
     },
     FdbDel {

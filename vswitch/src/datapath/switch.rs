@@ -22,6 +22,10 @@ pub struct Switch {
     ports: Vec<Option<PortSlot>>,
     /// The second of the last aging sweep.
     last_aging: u64,
+    /// (underlay, tunnel) pairs: tunnel ports whose underlay port exists.
+    tunnels: Vec<(PortId, PortId)>,
+    /// Scratch space to move a tunnel's outbound frames to its underlay.
+    scratch: Option<Batch>,
 }
 
 fn free_slot<T>(v: &mut Vec<Option<T>>) -> usize {
@@ -54,15 +58,123 @@ impl Switch {
             }
             total += n;
             let bridge_idx = slot.bridge;
-            if let Some(Some(bridge)) = self.bridges.get_mut(bridge_idx) {
-                process_batch(batch, id as PortId, bridge, &mut self.ports, now);
+            if self.tunnels.iter().any(|(u, _)| *u as usize == id) {
+                self.offer_to_tunnels(id as PortId, batch, now);
             }
+            self.process(id, bridge_idx, batch, now);
             self.handle_events(id, batch);
         }
         for slot in self.ports.iter_mut().flatten() {
             slot.port.flush(&mut slot.counters);
         }
         total
+    }
+
+    /// Runs a received batch through its bridge, then sends what tunnels
+    /// queued meanwhile.
+    fn process(&mut self, id: usize, bridge_idx: usize, batch: &mut Batch, now: Duration) {
+        if batch.is_empty() {
+            return;
+        }
+        if let Some(Some(bridge)) = self.bridges.get_mut(bridge_idx) {
+            process_batch(batch, id as PortId, bridge, &mut self.ports, now);
+        }
+        self.flush_tunnels();
+    }
+
+    /// Gives each tunnel on underlay `id` the frames that are its own (they
+    /// leave the batch), then runs what the tunnels decapsulated through
+    /// their bridges at once.
+    fn offer_to_tunnels(&mut self, id: PortId, batch: &mut Batch, now: Duration) {
+        for i in 0..self.tunnels.len() {
+            let (underlay, tunnel) = self.tunnels[i];
+            if underlay != id {
+                continue;
+            }
+            let Some(Some(slot)) = self.ports.get_mut(tunnel as usize) else {
+                continue;
+            };
+            let PortSlot { port, counters, .. } = slot;
+            if let Some(t) = port.tunnel_mut() {
+                batch.retain(|buf| !t.offer(buf.frame(), now, counters));
+            }
+        }
+        let mut inner = self.scratch.take().unwrap_or_default();
+        for i in 0..self.tunnels.len() {
+            let (underlay, tunnel) = self.tunnels[i];
+            if underlay != id {
+                continue;
+            }
+            let Some(Some(slot)) = self.ports.get_mut(tunnel as usize) else {
+                continue;
+            };
+            inner.clear();
+            if slot.port.rx_burst(&mut inner, &mut slot.counters) > 0 {
+                let bridge_idx = slot.bridge;
+                self.process(tunnel as usize, bridge_idx, &mut inner, now);
+            }
+        }
+        self.flush_tunnels();
+        self.scratch = Some(inner);
+    }
+
+    /// Sends every tunnel's queued frames out of its underlay.
+    fn flush_tunnels(&mut self) {
+        for i in 0..self.tunnels.len() {
+            let (underlay, tunnel) = self.tunnels[i];
+            let Some(Some(t)) = self.ports.get_mut(tunnel as usize) else {
+                continue;
+            };
+            let Some(tun) = t.port.tunnel_mut() else {
+                continue;
+            };
+            let queued = tun.outbound();
+            if queued.is_empty() {
+                continue;
+            }
+            // Swap the queue out for an empty zero-capacity batch so the
+            // underlay (another slot) can be borrowed: two Vecs change
+            // places, no frame is copied and nothing is allocated.
+            let mut out = std::mem::replace(queued, Batch::with_capacity(0));
+            if let Some(Some(u)) = self.ports.get_mut(underlay as usize) {
+                let mut start = 0;
+                while start < out.len() {
+                    let n = (out.len() - start).min(crate::packet::BATCH_SIZE);
+                    let mut frames: [&[u8]; crate::packet::BATCH_SIZE] =
+                        [&[]; crate::packet::BATCH_SIZE];
+                    for (k, f) in frames.iter_mut().enumerate().take(n) {
+                        if let Some(buf) = out.get(start + k) {
+                            *f = buf.frame();
+                        }
+                    }
+                    u.port.tx_burst(&frames[..n], &mut u.counters);
+                    start += n;
+                }
+            }
+            out.clear();
+            if let Some(Some(t)) = self.ports.get_mut(tunnel as usize) {
+                if let Some(tun) = t.port.tunnel_mut() {
+                    *tun.outbound() = out;
+                }
+            }
+        }
+    }
+
+    /// Recomputes which tunnel rides which underlay (after ports change).
+    fn relink_tunnels(&mut self) {
+        let mut links = Vec::new();
+        for id in 0..self.ports.len() {
+            let Some(slot) = self.ports[id].as_mut() else {
+                continue;
+            };
+            let Some(underlay) = slot.port.tunnel_mut().map(|t| t.underlay().to_string()) else {
+                continue;
+            };
+            if let Ok(u) = self.port_index(&underlay) {
+                links.push((u as PortId, id as PortId));
+            }
+        }
+        self.tunnels = links;
     }
 
     /// Every `TICK`: the ports' timers and the events they raise; when the
@@ -74,6 +186,7 @@ impl Switch {
                 self.handle_events(id, batch);
             }
         }
+        self.flush_tunnels();
         for slot in self.ports.iter_mut().flatten() {
             slot.port.flush(&mut slot.counters);
         }
@@ -241,11 +354,22 @@ impl Switch {
                 vlan,
                 mac,
                 port,
+                remote,
                 reply,
             } => {
                 let r = (|| {
                     let b = self.bridge_index(&bridge)?;
                     let id = self.member_port(b, &port)?;
+                    if let Some(remote) = remote {
+                        let slot = self.ports[id as usize].as_mut().expect("member port");
+                        let pinned = slot
+                            .port
+                            .tunnel_mut()
+                            .is_some_and(|t| t.set_static_remote(vlan, mac, Some(remote)));
+                        if !pinned {
+                            return Err(DatapathError::NotTunnel(port.clone()));
+                        }
+                    }
                     let br = self.bridges[b].as_mut().expect("index from bridge_index");
                     br.fdb
                         .add_static(vlan, mac, id)
@@ -262,10 +386,16 @@ impl Switch {
                 let r = self.bridge_mut(&bridge).and_then(|b| {
                     b.fdb
                         .remove(vlan, mac)
-                        .map(|_| ())
                         .ok_or(DatapathError::NoSuchEntry { mac, vlan })
                 });
-                let _ = reply.send(r);
+                if let Ok(entry) = &r {
+                    if let Some(Some(slot)) = self.ports.get_mut(entry.port as usize) {
+                        if let Some(t) = slot.port.tunnel_mut() {
+                            t.set_static_remote(vlan, mac, None);
+                        }
+                    }
+                }
+                let _ = reply.send(r.map(|_| ()));
             }
             Command::FdbFlush { bridge, reply } => {
                 let r = self.bridge_mut(&bridge).map(|b| b.fdb.flush_learned());
@@ -274,13 +404,24 @@ impl Switch {
             Command::FdbDump { bridge, reply } => {
                 let r = self.bridge_index(&bridge).map(|b| {
                     let br = self.bridges[b].as_ref().expect("index from bridge_index");
+                    let ports = &mut self.ports;
                     let mut rows: Vec<FdbEntryInfo> = br
                         .fdb
                         .iter()
                         .map(|(vlan, mac, e)| FdbEntryInfo {
+                            remote: ports
+                                .get_mut(e.port as usize)
+                                .and_then(|p| p.as_mut())
+                                .and_then(|p| p.port.tunnel_mut())
+                                .and_then(|t| t.remote_of(vlan, mac))
+                                .map(|ip| ip.to_string()),
                             vlan,
                             mac,
-                            port: self.port_name(e.port),
+                            port: ports
+                                .get(e.port as usize)
+                                .and_then(|p| p.as_ref())
+                                .map(|p| p.name.clone())
+                                .unwrap_or_else(|| format!("#{}", e.port)),
                             age_secs: if e.is_static {
                                 0
                             } else {
@@ -394,6 +535,7 @@ impl Switch {
         let bridge = self.bridges[b].as_mut().expect("index from bridge_index");
         bridge.ports.push(id as PortId);
         bridge.fdb.reserve_port(id as PortId);
+        self.relink_tunnels();
         Ok(())
     }
 
@@ -440,6 +582,7 @@ impl Switch {
             bridge.ports.retain(|p| *p != id as PortId);
             bridge.fdb.flush_port(id as PortId);
         }
+        self.relink_tunnels();
         Ok(slot.port)
     }
 
@@ -517,6 +660,7 @@ mod tests {
             vlan: 0,
             mac: mac(1),
             port: "p3".into(),
+            remote: None,
             reply,
         });
         assert!(matches!(
@@ -528,6 +672,7 @@ mod tests {
             vlan: 0,
             mac: mac(1),
             port: "p2".into(),
+            remote: None,
             reply,
         })
         .unwrap();

@@ -173,10 +173,33 @@ impl Default for Batch {
 
 impl Batch {
     pub fn new() -> Self {
+        Self::with_capacity(BATCH_SIZE)
+    }
+
+    /// A batch of `n` buffers, for queues that gather more than one burst
+    /// (a tunnel's replicated frames).
+    pub fn with_capacity(n: usize) -> Self {
         Batch {
-            bufs: (0..BATCH_SIZE).map(|_| PacketBuf::new()).collect(),
+            bufs: (0..n).map(|_| PacketBuf::new()).collect(),
             len: 0,
         }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.bufs.len()
+    }
+
+    /// Keeps only the frames for which `keep` is true, in order. Buffers
+    /// are swapped, not copied.
+    pub fn retain(&mut self, mut keep: impl FnMut(&PacketBuf) -> bool) {
+        let mut kept = 0;
+        for i in 0..self.len {
+            if keep(&self.bufs[i]) {
+                self.bufs.swap(kept, i);
+                kept += 1;
+            }
+        }
+        self.len = kept;
     }
 
     #[inline]
@@ -196,7 +219,7 @@ impl Batch {
 
     #[inline]
     pub fn is_full(&self) -> bool {
-        self.len == BATCH_SIZE
+        self.len == self.bufs.len()
     }
 
     /// The next free buffer, reset, or `None` when the batch is full.
@@ -210,7 +233,7 @@ impl Batch {
     /// Keeps the buffer last lent by `slot` as a frame of the batch.
     #[inline]
     pub fn commit(&mut self) {
-        if self.len < BATCH_SIZE {
+        if self.len < self.bufs.len() {
             self.len += 1;
         }
     }
@@ -270,6 +293,18 @@ mod tests {
         b.clear();
         assert!(b.is_empty());
         assert!(b.get(0).is_none());
+    }
+
+    #[test]
+    fn retain_keeps_order() {
+        let mut b = Batch::with_capacity(40);
+        for i in 0..40u8 {
+            b.push_copy(&[i; 20]);
+        }
+        assert!(b.is_full());
+        b.retain(|p| p.frame()[0] % 3 == 0);
+        let firsts: Vec<u8> = b.iter().map(|p| p.frame()[0]).collect();
+        assert_eq!(firsts, (0..40).filter(|i| i % 3 == 0).collect::<Vec<u8>>());
     }
 
     #[test]

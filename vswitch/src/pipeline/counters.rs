@@ -50,6 +50,12 @@ drop_reasons! {
     PortMacLimit => "port_mac_limit", "New source MAC on a port that has taught the table its max_macs.";
     StormControl => "storm_control", "Flooded frame over the port's storm_pps limit.";
     EgressVlanFiltered => "vlan_egress_filtered", "Destination port does not carry the frame's VLAN.";
+    VxlanBadHeader => "vxlan_bad_header", "Packet to the VTEP with a bad IPv4, UDP or VXLAN header (or a fragment).";
+    VxlanWrongPort => "vxlan_wrong_port", "UDP packet to the VTEP on another port than its VXLAN port.";
+    VxlanUnknownVni => "vxlan_unknown_vni", "VXLAN packet with a VNI the VTEP does not carry.";
+    VxlanUnknownRemote => "vxlan_unknown_remote", "VXLAN packet from a VTEP not in the remote list.";
+    VxlanNoNeighbor => "vxlan_no_neighbor", "Next hop toward a remote VTEP not resolved by ARP yet.";
+    VxlanNoRoute => "vxlan_no_route", "Remote VTEP off the local subnet and no gateway configured.";
     SamePort => "same_port", "Destination was learned on the port the frame came in on.";
     NoFloodPorts => "no_flood_ports", "Flooded frame had no other port in its bridge to go to.";
     TxRingFull => "tx_ring_full", "The output port could not take the frame now (ring or socket buffer full).";

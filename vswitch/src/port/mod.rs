@@ -20,6 +20,7 @@ pub mod afpacket;
 pub mod loopback;
 pub mod sys;
 pub mod tap;
+pub mod vxlan;
 
 /// The backend kinds an operator can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -27,6 +28,7 @@ pub mod tap;
 pub enum PortKind {
     Tap,
     Afpacket,
+    Vxlan,
     Loopback,
 }
 
@@ -35,6 +37,7 @@ impl PortKind {
         match self {
             PortKind::Tap => "tap",
             PortKind::Afpacket => "afpacket",
+            PortKind::Vxlan => "vxlan",
             PortKind::Loopback => "loopback",
         }
     }
@@ -46,8 +49,9 @@ impl std::str::FromStr for PortKind {
         match s {
             "tap" => Ok(PortKind::Tap),
             "afpacket" => Ok(PortKind::Afpacket),
+            "vxlan" => Ok(PortKind::Vxlan),
             other => Err(format!(
-                "unknown port type {other:?}: expected tap or afpacket"
+                "unknown port type {other:?}: expected tap, afpacket or vxlan"
             )),
         }
     }
@@ -113,6 +117,43 @@ pub trait Port: Send {
     fn details(&self) -> Option<serde_json::Value> {
         None
     }
+
+    /// The port as a tunnel, if it is one (a VXLAN VTEP).
+    fn tunnel_mut(&mut self) -> Option<&mut dyn Tunnel> {
+        None
+    }
+}
+
+/// A port whose frames travel encapsulated through another port of the
+/// switch, its underlay. The datapath offers the tunnel every frame the
+/// underlay receives before the underlay's own bridge sees it, and sends the
+/// tunnel's encapsulated frames (and its ARP) out of the underlay.
+pub trait Tunnel {
+    /// Name of the underlay port.
+    fn underlay(&self) -> &str;
+
+    /// Offers one frame received on the underlay. True when it was the
+    /// tunnel's: decapsulated into the tunnel's receive queue, an ARP for
+    /// its address, or a malformed frame sent to it (counted in
+    /// `counters`, the tunnel port's). False leaves it to the underlay's
+    /// bridge.
+    fn offer(&mut self, frame: &[u8], now: Duration, counters: &mut PortCounters) -> bool;
+
+    /// Frames waiting to leave through the underlay; the datapath sends
+    /// them and clears the batch.
+    fn outbound(&mut self) -> &mut Batch;
+
+    /// The remote VTEP a MAC of VLAN `vlan` was learned from (or pinned to).
+    fn remote_of(&self, vlan: u16, mac: crate::wire::MacAddr) -> Option<std::net::Ipv4Addr>;
+
+    /// Pins (or with `None` unpins) a MAC of VLAN `vlan` to a remote VTEP.
+    /// False when the VLAN is not carried by the tunnel.
+    fn set_static_remote(
+        &mut self,
+        vlan: u16,
+        mac: crate::wire::MacAddr,
+        remote: Option<std::net::Ipv4Addr>,
+    ) -> bool;
 }
 
 /// Events a port raises for the datapath.
@@ -141,12 +182,15 @@ pub fn validate_ifname(name: &str) -> Result<(), PortError> {
 }
 
 /// Opens the backend an operator asked for, on the control thread.
-pub fn open(kind: PortKind, iface: &str) -> Result<Box<dyn Port>, PortError> {
-    validate_ifname(iface)?;
-    match kind {
-        PortKind::Tap => Ok(Box::new(tap::TapPort::open(iface)?)),
-        PortKind::Afpacket => Ok(Box::new(afpacket::AfPacketPort::open(iface)?)),
-        PortKind::Loopback => Ok(Box::new(loopback::LoopbackPort::new(iface))),
+pub fn open(name: &str, spec: &crate::config::PortSpec) -> Result<Box<dyn Port>, PortError> {
+    match spec.kind {
+        PortKind::Tap => Ok(Box::new(tap::TapPort::open(&spec.iface)?)),
+        PortKind::Afpacket => Ok(Box::new(afpacket::AfPacketPort::open(&spec.iface)?)),
+        PortKind::Vxlan => match &spec.vxlan {
+            Some(cfg) => Ok(Box::new(vxlan::VxlanPort::new(name, cfg.clone()))),
+            None => Err(PortError::BadInterfaceName(name.to_string())),
+        },
+        PortKind::Loopback => Ok(Box::new(loopback::LoopbackPort::new(&spec.iface))),
     }
 }
 
@@ -169,6 +213,6 @@ mod tests {
         assert_eq!("tap".parse::<PortKind>().unwrap(), PortKind::Tap);
         assert_eq!("afpacket".parse::<PortKind>().unwrap(), PortKind::Afpacket);
         assert!("loopback".parse::<PortKind>().is_err());
-        assert!("vxlan".parse::<PortKind>().unwrap_err().contains("vxlan"));
+        assert!("geneve".parse::<PortKind>().unwrap_err().contains("geneve"));
     }
 }

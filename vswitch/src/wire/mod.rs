@@ -4,8 +4,11 @@
 //! length once; after that no accessor panics, whatever the bytes are. Values
 //! that come off the wire as codes are total enums (`EtherType::Unknown`).
 
+pub mod arp;
 pub mod ethernet;
+pub mod ipv4;
 pub mod mac;
+pub mod vxlan;
 
 pub use ethernet::{EtherType, EthernetFrame, VlanTci};
 pub use mac::MacAddr;
