@@ -7,7 +7,7 @@
 pub mod ethernet;
 pub mod mac;
 
-pub use ethernet::{EtherType, EthernetFrame, VlanTci};
+pub use ethernet::{EtherType, EthernetFrame, EthernetRepr, VlanTci};
 pub use mac::MacAddr;
 
 /// A frame or header too short or malformed to parse.
