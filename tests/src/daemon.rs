@@ -34,12 +34,20 @@ pub struct Daemon {
     socket: PathBuf,
     state_dir: PathBuf,
     log: PathBuf,
+    /// Extra `vswitchd` arguments, kept across restarts.
+    args: Vec<String>,
     child: Option<Child>,
 }
 
 impl Daemon {
     /// Starts a daemon and waits until it answers.
     pub fn start(tag: &str) -> Daemon {
+        Daemon::start_with(tag, &[])
+    }
+
+    /// Starts a daemon with extra command-line arguments (after `--socket` and `--state-dir`)
+    /// and waits until it answers.
+    pub fn start_with(tag: &str, args: &[&str]) -> Daemon {
         require_env();
         sweep_stale_dirs();
         let tag: String = tag
@@ -59,6 +67,7 @@ impl Daemon {
             state_dir: dir.join("state"),
             log: dir.join("vswitchd.log"),
             dir,
+            args: args.iter().map(|a| a.to_string()).collect(),
             child: None,
         };
         d.spawn();
@@ -99,6 +108,7 @@ impl Daemon {
             .arg(&self.socket)
             .arg("--state-dir")
             .arg(&self.state_dir)
+            .args(&self.args)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),

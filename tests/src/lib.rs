@@ -18,6 +18,7 @@
 
 pub mod cmd;
 pub mod daemon;
+pub mod framegen;
 pub mod json;
 pub mod net;
 pub mod topo;

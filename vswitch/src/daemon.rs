@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -25,6 +26,15 @@ pub struct Args {
     /// Directory holding the persisted configuration.
     #[arg(long, default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
+    /// Let this group use the control socket too (mode 0660, group GROUP):
+    /// a name from /etc/group or a numeric GID.
+    #[arg(long, value_name = "GROUP")]
+    pub socket_group: Option<String>,
+    /// Close a control connection that sends no request for SECS seconds;
+    /// a started request line must also complete within min(10, SECS).
+    #[arg(long, value_name = "SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub control_idle_timeout: u64,
 }
 
 pub fn main() -> anyhow::Result<()> {
@@ -41,6 +51,16 @@ pub fn main() -> anyhow::Result<()> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let access = match &args.socket_group {
+        None => server::SocketAccess::OwnerOnly,
+        Some(group) => {
+            let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
+            let gid = server::resolve_group(group, &groups)
+                .map_err(|e| anyhow::anyhow!("--socket-group: {e}"))?;
+            server::SocketAccess::Group(gid)
+        }
+    };
+    let limits = server::Limits::with_idle_timeout(Duration::from_secs(args.control_idle_timeout));
     std::fs::create_dir_all(&args.state_dir)
         .with_context(|| format!("creating state dir {}", args.state_dir.display()))?;
     let config = Config::load(&args.state_dir)?;
@@ -53,7 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let result = runtime.block_on(async {
         // Bind before restoring so a second daemon on the same socket fails
         // before it touches any interface.
-        let listener = server::bind(&args.socket)
+        let listener = server::bind(&args.socket, access)
             .with_context(|| format!("binding control socket {}", args.socket.display()))?;
         let state_dir = args.state_dir.clone();
         let executor =
@@ -65,7 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
-            _ = server::serve(listener, executor.clone()) => {}
+            _ = server::serve(listener, executor.clone(), limits) => {}
             _ = term.recv() => tracing::info!("SIGTERM: stopping"),
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
         }

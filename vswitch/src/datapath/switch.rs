@@ -272,6 +272,13 @@ impl Switch {
         self.ports[id].as_ref().map(|p| p.counters)
     }
 
+    /// The forwarding table of the bridge named `name`, for tests and fuzz
+    /// targets that compare it with a model.
+    pub fn fdb(&self, name: &str) -> Option<&Fdb> {
+        let i = self.bridge_index(name).ok()?;
+        self.bridges[i].as_ref().map(|b| &b.fdb)
+    }
+
     fn bridge_mut(&mut self, name: &str) -> Result<&mut Bridge, DatapathError> {
         let i = self.bridge_index(name)?;
         Ok(self.bridges[i].as_mut().expect("index from bridge_index"))

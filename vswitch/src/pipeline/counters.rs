@@ -40,6 +40,7 @@ macro_rules! drop_reasons {
 drop_reasons! {
     RxTruncated => "rx_truncated", "Received frame larger than the port's receive buffer.";
     RxError => "rx_error", "The port's receive call failed with an error other than 'try again'.";
+    RxRingFull => "rx_ring_full", "The kernel dropped a received frame because the port's receive ring was full (the datapath fell behind).";
     Runt => "runt", "Frame shorter than an Ethernet header (or a truncated 802.1Q tag).";
     InvalidSourceMac => "invalid_src_mac", "Source MAC is multicast, broadcast or all-zero.";
     VlanTaggedOnAccess => "vlan_tagged_on_access", "Tagged frame (VID not 0) on an access port.";

@@ -271,15 +271,14 @@ fn flooding_stays_inside_the_vlan_and_tags_follow_the_egress_port() {
 
 #[test]
 fn frames_leave_with_exactly_the_tag_their_egress_port_wants() {
-    let p0 = LoopbackPort::new("p0");
-    let mut p1 = LoopbackPort::new("p1");
-    let mut p2 = LoopbackPort::new("p2");
-    let (sent0, sent1, sent2) = (p0.sent(), p1.sent(), p2.sent());
+    let (p0, sent0) = LoopbackPort::linked("p0");
+    let (p1, sent1) = LoopbackPort::linked("p1");
+    let (p2, sent2) = LoopbackPort::linked("p2");
     // p1 is a trunk (10, native 30); p2 access 10; p0 access 30.
     let from_trunk = tagged_frame(MacAddr::BROADCAST, mac(1), 0xa00a); // PCP 5, VID 10
     let from_access = build_frame(MacAddr::BROADCAST, mac(2), 0x0800, &[0x45; 46]);
-    p1.inject(&from_trunk);
-    p2.inject(&from_access);
+    sent1.inject(&from_trunk);
+    sent2.inject(&from_access);
     let mut sw = crate::datapath::Switch::new();
     sw.add_bridge("br".into(), 300, 64).unwrap();
     let policy = |m: VlanMode| PortPolicy {
@@ -299,19 +298,18 @@ fn frames_leave_with_exactly_the_tag_their_egress_port_wants() {
 
     // The trunk's frame reaches the access port untagged, payload intact.
     let untagged = build_frame(MacAddr::BROADCAST, mac(1), 0x0800, &[0x45; 46]);
-    assert_eq!(*sent2.lock().unwrap(), vec![untagged]);
+    assert_eq!(sent2.take_sent(), vec![untagged]);
     // The access port's frame reaches the trunk tagged 10, priority 0.
     let tagged = tagged_frame(MacAddr::BROADCAST, mac(2), 0x000a);
-    assert_eq!(*sent1.lock().unwrap(), vec![tagged]);
+    assert_eq!(sent1.take_sent(), vec![tagged]);
     // VLAN 30's only other member saw neither.
-    assert!(sent0.lock().unwrap().is_empty());
+    assert!(sent0.take_sent().is_empty());
 }
 
 #[test]
 fn priority_bits_survive_trunk_to_trunk() {
     let mut a = LoopbackPort::new("a");
-    let b = LoopbackPort::new("b");
-    let sent_b = b.sent();
+    let (b, sent_b) = LoopbackPort::linked("b");
     a.inject(&tagged_frame(MacAddr::BROADCAST, mac(1), 0xb064)); // PCP 5, DEI, VID 100
     let mut sw = crate::datapath::Switch::new();
     sw.add_bridge("br".into(), 300, 64).unwrap();
@@ -320,7 +318,7 @@ fn priority_bits_survive_trunk_to_trunk() {
     let mut batch = Batch::new();
     while sw.poll_once(&mut batch, Duration::ZERO) > 0 {}
     assert_eq!(
-        *sent_b.lock().unwrap(),
+        sent_b.take_sent(),
         vec![tagged_frame(MacAddr::BROADCAST, mac(1), 0xb064)]
     );
 }

@@ -196,6 +196,68 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
     }
 }
 
+/// An Ethernet header as an owned value: what `EthernetFrame` shows of it,
+/// parsed once, and written back by `emit`.
+///
+/// `ethertype` is the payload's EtherType: the one after the tag when
+/// `vlan` is `Some`. An untagged repr whose `ethertype` is 0x8100 emits the
+/// TPID where the EtherType goes and so reads back as a tagged frame; it
+/// describes no untagged frame, and `parse` never returns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EthernetRepr {
+    pub dst: MacAddr,
+    pub src: MacAddr,
+    pub vlan: Option<VlanTci>,
+    pub ethertype: EtherType,
+}
+
+impl EthernetRepr {
+    /// Reads the header of `frame`, checking its length first (so a view
+    /// made with `new_unchecked` is fine too).
+    pub fn parse<T: AsRef<[u8]>>(frame: &EthernetFrame<T>) -> Result<Self, WireError> {
+        frame.check_len()?;
+        Ok(EthernetRepr {
+            dst: frame.dst(),
+            src: frame.src(),
+            vlan: frame.vlan_tci(),
+            ethertype: frame.payload_ethertype(),
+        })
+    }
+
+    /// Length of the header `emit` writes: 14 bytes, or 18 with a tag.
+    pub fn buffer_len(&self) -> usize {
+        if self.vlan.is_some() {
+            field::TAGGED_HEADER_LEN
+        } else {
+            field::HEADER_LEN
+        }
+    }
+
+    /// Writes the header at the start of `buf` and returns its length; the
+    /// payload after it is left alone.
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+        let len = self.buffer_len();
+        if buf.len() < len {
+            return Err(WireError::Truncated {
+                needed: len,
+                have: buf.len(),
+            });
+        }
+        buf[field::DESTINATION].copy_from_slice(&self.dst.0);
+        buf[field::SOURCE].copy_from_slice(&self.src.0);
+        let ethertype = u16::from(self.ethertype).to_be_bytes();
+        match self.vlan {
+            Some(tci) => {
+                buf[field::ETHERTYPE].copy_from_slice(&0x8100u16.to_be_bytes());
+                buf[field::TCI].copy_from_slice(&tci.0.to_be_bytes());
+                buf[field::INNER_ETHERTYPE].copy_from_slice(&ethertype);
+            }
+            None => buf[field::ETHERTYPE].copy_from_slice(&ethertype),
+        }
+        Ok(len)
+    }
+}
+
 /// Builds a minimal Ethernet frame, for tests, benches and fuzz seeds.
 pub fn build_frame(dst: MacAddr, src: MacAddr, ethertype: u16, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(HEADER_LEN + payload.len());
@@ -258,6 +320,29 @@ mod tests {
         for v in [0u16, 0x0800, 0x8100, 0x8809, 0xffff, 0x1234] {
             assert_eq!(u16::from(EtherType::from(v)), v);
         }
+    }
+
+    #[test]
+    fn repr_parses_and_emits_the_same_bytes() {
+        for bytes in [&UNTAGGED[..], &TAGGED[..]] {
+            let f = EthernetFrame::new_checked(bytes).unwrap();
+            let repr = EthernetRepr::parse(&f).unwrap();
+            assert_eq!(repr.buffer_len(), f.header_len());
+            let mut out = [0u8; 18];
+            assert_eq!(repr.emit(&mut out), Ok(f.header_len()));
+            assert_eq!(&out[..f.header_len()], &bytes[..f.header_len()]);
+        }
+        let tagged = EthernetRepr::parse(&EthernetFrame::new_unchecked(&TAGGED[..])).unwrap();
+        assert_eq!(tagged.vlan, Some(VlanTci(0xa064)));
+        assert_eq!(tagged.ethertype, EtherType::Ipv4);
+        assert!(EthernetRepr::parse(&EthernetFrame::new_unchecked(&TAGGED[..15])).is_err());
+        assert_eq!(
+            tagged.emit(&mut [0u8; 17]),
+            Err(WireError::Truncated {
+                needed: 18,
+                have: 17
+            })
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub mod ipv4;
 pub mod mac;
 pub mod vxlan;
 
-pub use ethernet::{EtherType, EthernetFrame, VlanTci};
+pub use ethernet::{EtherType, EthernetFrame, EthernetRepr, VlanTci};
 pub use mac::MacAddr;
 
 /// A frame or header too short or malformed to parse.

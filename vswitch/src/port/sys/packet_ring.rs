@@ -352,6 +352,32 @@ impl PacketRing {
     /// Reads and clears the socket's pending error (SO_ERROR), e.g. the
     /// ENETDOWN the kernel records when the interface goes down, which
     /// otherwise keeps the socket signalling POLLERR.
+    /// Frames the kernel dropped since the last call because the rx ring
+    /// had no free slot (`tp_drops` of PACKET_STATISTICS, which the kernel
+    /// resets when it is read).
+    pub fn take_rx_drops(&self) -> io::Result<u32> {
+        let mut stats = libc::tpacket_stats {
+            tp_packets: 0,
+            tp_drops: 0,
+        };
+        let mut len = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        // SAFETY: `stats` and `len` are valid for writes and `len` is the
+        // size of `stats`, the struct PACKET_STATISTICS fills for TPACKET_V2.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                (&mut stats as *mut libc::tpacket_stats).cast(),
+                &mut len,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(stats.tp_drops)
+    }
+
     pub fn take_error(&self) -> Option<io::Error> {
         let mut err: libc::c_int = 0;
         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
