@@ -28,7 +28,7 @@ fn daemon(tag: &str) -> Daemon {
     Daemon::start_with(tag, &["--control-idle-timeout", &IDLE_SECS.to_string()])
 }
 
-/// Raises this process's soft limit of open files to at least `want` (within the hard limit).
+/// Raises this process's limit of open files to at least `want`.
 fn raise_nofile(want: u64) {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -39,15 +39,17 @@ fn raise_nofile(want: u64) {
     if lim.rlim_cur >= want {
         return;
     }
-    assert!(
-        lim.rlim_max >= want,
-        "hard open-file limit {} is below the {want} this test needs",
-        lim.rlim_max
-    );
     lim.rlim_cur = want;
-    // SAFETY: setrlimit reads the struct we pass; raising the soft limit within the hard one
-    // cannot fail for a valid resource.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+    // Root may raise the hard limit too.
+    lim.rlim_max = lim.rlim_max.max(want);
+    // SAFETY: setrlimit only reads the struct we pass.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    assert_eq!(
+        rc,
+        0,
+        "cannot raise the open-file limit to {want}: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// Number of descriptors the process `pid` has open.
@@ -129,6 +131,18 @@ impl Probe {
         p
     }
 
+    /// Adds the outcomes of other `vsctl version` calls.
+    fn with(mut self, calls: Vec<(Result<Value, String>, Duration)>) -> Probe {
+        for (outcome, took) in calls {
+            match outcome {
+                Ok(v) if v["protocol"] == 1 => self.answers.push(took),
+                Ok(v) => self.failures.push(format!("odd version reply {v}")),
+                Err(e) => self.failures.push(e),
+            }
+        }
+        self
+    }
+
     #[track_caller]
     fn check(&self, min_answers: usize) {
         assert!(
@@ -183,6 +197,7 @@ fn kind_of(i: usize) -> Kind {
 #[test]
 fn a_crowd_of_bad_clients_stalls_neither_control_nor_datapath() {
     const CONNECTIONS: usize = 2000;
+    const STORM_PROBES: usize = 5;
     raise_nofile(CONNECTIONS as u64 + 1024);
     let mut d = daemon("ctl-crowd");
     d.ctl(&["bridge", "add", "br0"]);
@@ -212,6 +227,18 @@ fn a_crowd_of_bad_clients_stalls_neither_control_nor_datapath() {
         let pinger = s.spawn(|| a.ns.ping_every(&b.ip, 150, 0.05));
         std::thread::sleep(Duration::from_millis(300));
 
+        // The connection burst takes some tens of milliseconds: these clients, started 10 ms
+        // apart as it begins, must be answered in the middle of it.
+        let storm_probes: Vec<_> = (0..STORM_PROBES)
+            .map(|i| {
+                let d = &d;
+                s.spawn(move || {
+                    std::thread::sleep(Duration::from_millis(10 * i as u64));
+                    let t = Instant::now();
+                    (d.vsctl(&["version"]), t.elapsed())
+                })
+            })
+            .collect();
         let t = Instant::now();
         let mut conns: Vec<(Kind, UnixStream)> = Vec::with_capacity(CONNECTIONS);
         for i in 0..CONNECTIONS {
@@ -243,6 +270,10 @@ fn a_crowd_of_bad_clients_stalls_neither_control_nor_datapath() {
             conns.push((kind, c));
         }
         let open_time = t.elapsed();
+        let storm = storm_probes
+            .into_iter()
+            .map(|h| h.join().expect("storm probe"))
+            .collect::<Vec<_>>();
 
         // One more byte a second to every trickling client, until the daemon has cut them off.
         let trickler = s.spawn(|| {
@@ -275,7 +306,7 @@ fn a_crowd_of_bad_clients_stalls_neither_control_nor_datapath() {
         );
         stop.store(true, Ordering::Relaxed);
         (
-            prober.join().expect("prober"),
+            prober.join().expect("prober").with(storm),
             pinger.join().expect("pinger"),
             ends,
             open_time,
@@ -301,13 +332,13 @@ fn a_crowd_of_bad_clients_stalls_neither_control_nor_datapath() {
         open_time < Duration::from_secs(20),
         "opening {CONNECTIONS} connections took {open_time:?}"
     );
-    probe.check(10);
+    probe.check(10 + STORM_PROBES);
     eprintln!(
         "ping during the abuse: {}/{}",
         ping.received, ping.transmitted
     );
     assert!(
-        ping.transmitted == 150 && ping.received >= 147,
+        ping.transmitted == 150 && ping.received >= 143,
         "the datapath lost pings while the control socket was abused: {}/{}",
         ping.received,
         ping.transmitted
