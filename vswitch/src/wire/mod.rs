@@ -5,6 +5,7 @@
 //! that come off the wire as codes are total enums (`EtherType::Unknown`).
 
 pub mod ethernet;
+pub mod lacp;
 pub mod mac;
 
 pub use ethernet::{EtherType, EthernetFrame, VlanTci};
