@@ -9,6 +9,7 @@ pub mod control;
 pub mod daemon;
 pub mod datapath;
 pub mod fdb;
+pub mod lacp;
 pub mod packet;
 pub mod pipeline;
 pub mod port;
