@@ -2,6 +2,7 @@
 
 use crate::control::protocol::Options;
 use crate::fdb::{DEFAULT_AGING_SECS, DEFAULT_MAX_ENTRIES};
+use crate::port::bond::BondConfig;
 use crate::port::{validate_ifname, PortKind};
 
 /// Largest table an operator may ask for per bridge (about 100 MiB).
@@ -26,7 +27,7 @@ pub fn validate_name(what: &str, name: &str) -> Result<(), String> {
     }
 }
 
-fn parse_number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
+pub(super) fn parse_number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
     value
         .parse()
         .map_err(|_| format!("{key}={value:?} is not a number"))
@@ -84,8 +85,10 @@ impl BridgeSpec {
 pub struct PortSpec {
     pub kind: PortKind,
     /// The kernel interface: the tap to create or attach to, or the
-    /// interface an afpacket port binds.
+    /// interface an afpacket port binds; a bond's own name.
     pub iface: String,
+    /// A bond's members and mode.
+    pub bond: Option<BondConfig>,
 }
 
 impl PortSpec {
@@ -93,18 +96,38 @@ impl PortSpec {
 
     pub fn parse(name: &str, options: &Options) -> Result<PortSpec, String> {
         validate_name("port", name)?;
-        reject_unknown(options, Self::KEYS)?;
         let kind: PortKind = options
             .get("type")
-            .ok_or("missing option type=tap|afpacket")?
+            .ok_or("missing option type=tap|afpacket|bond")?
             .parse()?;
+        if kind == PortKind::Bond {
+            reject_unknown(options, super::bond::KEYS)?;
+            return Ok(PortSpec {
+                kind,
+                iface: name.to_string(),
+                bond: Some(super::bond::parse(options)?),
+            });
+        }
+        reject_unknown(options, Self::KEYS)?;
         let iface = match (kind, options.get("iface")) {
             (_, Some(i)) => i.clone(),
             (PortKind::Tap, None) => name.to_string(),
             (_, None) => return Err(format!("type={} needs iface=INTERFACE", kind.as_str())),
         };
         validate_ifname(&iface).map_err(|e| e.to_string())?;
-        Ok(PortSpec { kind, iface })
+        Ok(PortSpec {
+            kind,
+            iface,
+            bond: None,
+        })
+    }
+
+    /// The kernel interfaces the port uses: a bond's members, or its iface.
+    pub fn ifaces(&self) -> Vec<&str> {
+        match &self.bond {
+            Some(b) => b.members.iter().map(String::as_str).collect(),
+            None => vec![self.iface.as_str()],
+        }
     }
 }
 
@@ -174,5 +197,23 @@ mod tests {
         assert!(PortSpec::parse("p", &opts(&[("type", "afpacket")]))
             .unwrap_err()
             .contains("iface"));
+    }
+
+    #[test]
+    fn bond_ports() {
+        let o = opts(&[("type", "bond"), ("members", "eth0,eth1"), ("mode", "lacp")]);
+        let b = PortSpec::parse("bond0", &o).unwrap();
+        assert_eq!((b.kind, b.iface.as_str()), (PortKind::Bond, "bond0"));
+        assert_eq!(b.ifaces(), ["eth0", "eth1"]);
+        let up = PortSpec::parse("up", &opts(&[("type", "afpacket"), ("iface", "eth0")])).unwrap();
+        assert_eq!(up.ifaces(), ["eth0"]);
+        let mut iface = o.clone();
+        iface.insert("iface".into(), "x".into());
+        assert!(PortSpec::parse("bond0", &iface)
+            .unwrap_err()
+            .contains("unknown option"));
+        let mut members_on_tap = opts(&[("type", "tap")]);
+        members_on_tap.insert("members".into(), "a,b".into());
+        assert!(PortSpec::parse("t", &members_on_tap).is_err());
     }
 }

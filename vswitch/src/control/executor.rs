@@ -48,7 +48,7 @@ impl Executor {
             }
             for p in &b.ports {
                 let spec = PortSpec::parse(&p.name, &p.options).expect("validated at load");
-                let result = port::open(spec.kind, &spec.iface)
+                let result = port::open(&spec)
                     .map_err(|e| e.to_string())
                     .and_then(|opened| {
                         datapath
@@ -274,13 +274,15 @@ impl Executor {
                 b.name
             ));
         }
-        if let Some(other) = self.config.port_using_iface(&spec.iface) {
-            return Err(format!(
-                "interface {:?} is already used by port {:?}",
-                spec.iface, other.name
-            ));
+        for iface in spec.ifaces() {
+            if let Some(other) = self.config.port_using_iface(iface) {
+                return Err(format!(
+                    "interface {iface:?} is already used by port {:?}",
+                    other.name
+                ));
+            }
         }
-        let opened = port::open(spec.kind, &spec.iface).map_err(|e| e.to_string())?;
+        let opened = port::open(&spec).map_err(|e| e.to_string())?;
         let mut next = self.config.clone();
         next.bridge_mut(&bridge)
             .expect("checked above")

@@ -221,6 +221,20 @@ impl Batch {
         }
     }
 
+    /// Keeps, of the frames from index `start` on, those `keep` accepts,
+    /// in order; the others' buffers go back to the free part.
+    pub fn retain_from(&mut self, start: usize, mut keep: impl FnMut(&PacketBuf) -> bool) {
+        let first = start.min(self.len);
+        let mut kept = first;
+        for i in first..self.len {
+            if keep(&self.bufs[i]) {
+                self.bufs.swap(kept, i);
+                kept += 1;
+            }
+        }
+        self.len = kept;
+    }
+
     #[inline]
     pub fn get(&self, i: usize) -> Option<&PacketBuf> {
         self.bufs[..self.len].get(i)
@@ -257,6 +271,21 @@ mod tests {
         b.clear();
         assert!(b.is_empty());
         assert!(b.get(0).is_none());
+    }
+
+    #[test]
+    fn retain_keeps_order_and_frees_the_rest() {
+        let mut b = Batch::new();
+        for i in 0..6u8 {
+            b.push_copy(&[i; 20]);
+        }
+        b.retain_from(2, |p| p.frame()[0] % 2 == 1);
+        let firsts: Vec<u8> = b.iter().map(|p| p.frame()[0]).collect();
+        assert_eq!(firsts, [0, 1, 3, 5]);
+        b.retain_from(10, |_| false);
+        assert_eq!(b.len(), 4);
+        b.retain_from(0, |_| false);
+        assert!(b.is_empty());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::packet::Batch;
 use crate::pipeline::counters::PortCounters;
 
 pub mod afpacket;
+pub mod bond;
 pub mod loopback;
 pub mod sys;
 pub mod tap;
@@ -27,6 +28,7 @@ pub mod tap;
 pub enum PortKind {
     Tap,
     Afpacket,
+    Bond,
     Loopback,
 }
 
@@ -35,6 +37,7 @@ impl PortKind {
         match self {
             PortKind::Tap => "tap",
             PortKind::Afpacket => "afpacket",
+            PortKind::Bond => "bond",
             PortKind::Loopback => "loopback",
         }
     }
@@ -46,8 +49,9 @@ impl std::str::FromStr for PortKind {
         match s {
             "tap" => Ok(PortKind::Tap),
             "afpacket" => Ok(PortKind::Afpacket),
+            "bond" => Ok(PortKind::Bond),
             other => Err(format!(
-                "unknown port type {other:?}: expected tap or afpacket"
+                "unknown port type {other:?}: expected tap, afpacket or bond"
             )),
         }
     }
@@ -60,6 +64,8 @@ pub enum PortError {
     NoSuchInterface(String),
     #[error("invalid interface name {0:?}: 1 to 15 characters, no '/', ':' or whitespace")]
     BadInterfaceName(String),
+    #[error("{0}")]
+    Invalid(String),
     #[error("{what} on {iface}: {source}")]
     Os {
         what: &'static str,
@@ -141,12 +147,15 @@ pub fn validate_ifname(name: &str) -> Result<(), PortError> {
 }
 
 /// Opens the backend an operator asked for, on the control thread.
-pub fn open(kind: PortKind, iface: &str) -> Result<Box<dyn Port>, PortError> {
+pub fn open(spec: &crate::config::PortSpec) -> Result<Box<dyn Port>, PortError> {
+    let iface = spec.iface.as_str();
     validate_ifname(iface)?;
-    match kind {
-        PortKind::Tap => Ok(Box::new(tap::TapPort::open(iface)?)),
-        PortKind::Afpacket => Ok(Box::new(afpacket::AfPacketPort::open(iface)?)),
-        PortKind::Loopback => Ok(Box::new(loopback::LoopbackPort::new(iface))),
+    match (spec.kind, &spec.bond) {
+        (PortKind::Tap, _) => Ok(Box::new(tap::TapPort::open(iface)?)),
+        (PortKind::Afpacket, _) => Ok(Box::new(afpacket::AfPacketPort::open(iface)?)),
+        (PortKind::Bond, Some(cfg)) => Ok(Box::new(bond::BondPort::open(iface, cfg)?)),
+        (PortKind::Bond, None) => Err(PortError::Invalid(format!("bond {iface}: no members"))),
+        (PortKind::Loopback, _) => Ok(Box::new(loopback::LoopbackPort::new(iface))),
     }
 }
 
@@ -170,5 +179,6 @@ mod tests {
         assert_eq!("afpacket".parse::<PortKind>().unwrap(), PortKind::Afpacket);
         assert!("loopback".parse::<PortKind>().is_err());
         assert!("vxlan".parse::<PortKind>().unwrap_err().contains("vxlan"));
+        assert_eq!("bond".parse::<PortKind>().unwrap(), PortKind::Bond);
     }
 }
