@@ -38,6 +38,12 @@ pub enum Cmd {
     /// The forwarding table of a bridge.
     #[command(subcommand)]
     Fdb(FdbCmd),
+    /// Bond ports: members and their state.
+    #[command(subcommand)]
+    Bond(crate::bond::BondCmd),
+    /// LACP state of bond ports.
+    #[command(subcommand)]
+    Lacp(crate::bond::LacpCmd),
     /// Per-port counters, drops by reason.
     Stats {
         /// Only this port.
@@ -210,6 +216,8 @@ pub fn to_request(cmd: &Cmd) -> anyhow::Result<Request> {
             },
         },
         Cmd::Stats { port } => Request::Stats { port: port.clone() },
+        // Several requests each: run by `bond::bond_show` / `lacp_show`.
+        Cmd::Bond(_) | Cmd::Lacp(_) => bail!("bond and lacp commands are not one request"),
     })
 }
 

@@ -5,6 +5,7 @@
 //! error exits non-zero with a message on stderr.
 
 mod args;
+mod bond;
 mod client;
 mod render;
 
@@ -31,6 +32,15 @@ pub fn main() -> i32 {
 
 /// Runs one command and returns what to print.
 pub fn run(cli: &Cli) -> anyhow::Result<String> {
+    match &cli.command {
+        Cmd::Bond(bond::BondCmd::Show { port }) => {
+            return bond::bond_show(&cli.socket, port.as_deref(), cli.json)
+        }
+        Cmd::Lacp(bond::LacpCmd::Show { port }) => {
+            return bond::lacp_show(&cli.socket, port.as_deref(), cli.json)
+        }
+        _ => {}
+    }
     let request = args::to_request(&cli.command)?;
     let data = client::call(&cli.socket, &request)?;
     render::render(&cli.command, data, cli.json)
