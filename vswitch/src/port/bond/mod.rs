@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use super::afpacket::AfPacketPort;
 use super::sys::epoll::Epoll;
-use super::sys::netlink::{flags_up, LinkMonitor};
+use super::sys::netlink::{link_up_now, LinkMonitor};
 use super::sys::{self, SysError};
 use super::{Port, PortError, PortEvent, PortKind};
 use crate::lacp::{Config as LacpConfig, Lacp, MemberSet, Rate, MAX_MEMBERS};
@@ -153,7 +153,7 @@ impl BondPort {
                 .map_err(err)?
                 .ok_or_else(|| PortError::NoSuchInterface(m.clone()))?;
             let mac = MacAddr(sys::link_mac(m).map_err(err)?);
-            let up = flags_up(sys::link_flags(m).map_err(err)?);
+            let up = link_up_now(m);
             if let Some(fd) = port.readiness_fd() {
                 epoll.add(fd).map_err(err)?;
             }

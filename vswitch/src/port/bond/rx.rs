@@ -7,7 +7,7 @@ use super::{BondPort, LINK_CHECK_EVERY};
 use crate::lacp::{Actions, MAX_MEMBERS};
 use crate::packet::{Batch, BATCH_SIZE};
 use crate::pipeline::counters::{DropReason, PortCounters};
-use crate::port::sys::{self, netlink::flags_up};
+use crate::port::sys::netlink::link_up_now;
 use crate::port::Port;
 use crate::wire::lacp::is_slow_protocols;
 
@@ -141,7 +141,7 @@ impl BondPort {
             // Messages were lost: ask the kernel for every member's state.
             tracing::warn!(bond = %self.name, "link messages lost; re-reading member states");
             for (l, m) in latest.iter_mut().zip(&self.members) {
-                *l = Some(sys::link_flags(&m.name).is_ok_and(flags_up));
+                *l = Some(link_up_now(&m.name));
             }
         }
         for (i, up) in latest.iter().enumerate() {

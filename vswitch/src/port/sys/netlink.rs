@@ -38,11 +38,24 @@ pub struct LinkEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Overrun;
 
-/// Whether interface flags mean "can carry frames".
+/// Whether interface flags (as netlink reports them, 32 bits) mean "can
+/// carry frames": administratively up with carrier (IFF_LOWER_UP). Not
+/// IFF_RUNNING: that follows the operational state, which the kernel
+/// updates asynchronously and reports as running ("unknown") for a moment
+/// after an interface is brought up even without carrier.
 pub fn flags_up(flags: u32) -> bool {
     let up = libc::IFF_UP as u32;
-    let running = libc::IFF_RUNNING as u32;
-    flags & up != 0 && flags & running != 0
+    let lower_up = libc::IFF_LOWER_UP as u32;
+    flags & up != 0 && flags & lower_up != 0
+}
+
+/// The same test for an interface by name, now (for start-up and after
+/// lost messages): its flags and its carrier as sysfs reports it.
+pub fn link_up_now(name: &str) -> bool {
+    let admin_up = super::link_flags(name).is_ok_and(|f| f & libc::IFF_UP as u32 != 0);
+    let carrier = std::fs::read_to_string(format!("/sys/class/net/{name}/carrier"))
+        .is_ok_and(|c| c.trim() == "1");
+    admin_up && carrier
 }
 
 /// Calls `f` for every link message in one datagram. Malformed or
@@ -183,7 +196,7 @@ mod tests {
 
     #[test]
     fn link_messages_parse() {
-        let up = (libc::IFF_UP | libc::IFF_RUNNING) as u32;
+        let up = (libc::IFF_UP | libc::IFF_LOWER_UP) as u32;
         let mut d = message(RTM_NEWLINK, 7, up, 5);
         d.extend(message(RTM_NEWLINK, 8, libc::IFF_UP as u32, 0));
         d.extend(message(20, 9, up, 0)); // RTM_NEWADDR: skipped
@@ -209,7 +222,7 @@ mod tests {
 
     #[test]
     fn malformed_messages_end_the_walk() {
-        let up = (libc::IFF_UP | libc::IFF_RUNNING) as u32;
+        let up = (libc::IFF_UP | libc::IFF_LOWER_UP) as u32;
         let good = message(RTM_NEWLINK, 7, up, 0);
         for cut in 0..good.len() {
             let _ = events(&good[..cut]);
