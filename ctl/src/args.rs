@@ -41,6 +41,12 @@ pub enum Cmd {
     /// VXLAN tunnel endpoints: VNIs, remotes, neighbor state, counters.
     #[command(subcommand)]
     Vxlan(VxlanCmd),
+    /// Bond ports: members and their state.
+    #[command(subcommand)]
+    Bond(crate::bond::BondCmd),
+    /// LACP state of bond ports.
+    #[command(subcommand)]
+    Lacp(crate::bond::LacpCmd),
     /// Per-port counters, drops by reason.
     Stats {
         /// Only this port.
@@ -260,6 +266,8 @@ pub fn to_request(cmd: &Cmd) -> anyhow::Result<Request> {
         Cmd::Stats { port } => Request::Stats { port: port.clone() },
         // vxlan show reads the port list first; see vxlan.rs.
         Cmd::Vxlan(VxlanCmd::Show { .. }) => Request::PortList { bridge: None },
+        // Several requests each: run by `bond::bond_show` / `lacp_show`.
+        Cmd::Bond(_) | Cmd::Lacp(_) => bail!("bond and lacp commands are not one request"),
     })
 }
 

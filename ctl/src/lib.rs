@@ -5,6 +5,7 @@
 //! error exits non-zero with a message on stderr.
 
 mod args;
+mod bond;
 mod client;
 mod render;
 mod vxlan;
@@ -32,8 +33,17 @@ pub fn main() -> i32 {
 
 /// Runs one command and returns what to print.
 pub fn run(cli: &Cli) -> anyhow::Result<String> {
-    if let Cmd::Vxlan(args::VxlanCmd::Show { port }) = &cli.command {
-        return vxlan::show(&cli.socket, port.as_deref(), cli.json);
+    match &cli.command {
+        Cmd::Vxlan(args::VxlanCmd::Show { port }) => {
+            return vxlan::show(&cli.socket, port.as_deref(), cli.json)
+        }
+        Cmd::Bond(bond::BondCmd::Show { port }) => {
+            return bond::bond_show(&cli.socket, port.as_deref(), cli.json)
+        }
+        Cmd::Lacp(bond::LacpCmd::Show { port }) => {
+            return bond::lacp_show(&cli.socket, port.as_deref(), cli.json)
+        }
+        _ => {}
     }
     let request = args::to_request(&cli.command)?;
     let data = client::call(&cli.socket, &request)?;

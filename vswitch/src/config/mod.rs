@@ -5,6 +5,7 @@
 //! parsers the control requests use, so a restored switch is configured by
 //! the same rules as a live one.
 
+mod bond;
 mod spec;
 
 pub use spec::{validate_name, BridgeSpec, PortSpec};
@@ -105,16 +106,15 @@ impl Config {
             .find_map(|b| b.ports.iter().find(|p| p.name == name).map(|p| (b, p)))
     }
 
-    /// The port (other than `except`) that already uses kernel interface
-    /// `iface`.
+    /// The port that already uses kernel interface `iface` (as its
+    /// interface, or as a bond member).
     pub fn port_using_iface(&self, iface: &str) -> Option<&PortConfig> {
         if iface.is_empty() {
             return None;
         }
-        self.bridges
-            .iter()
-            .flat_map(|b| b.ports.iter())
-            .find(|p| PortSpec::parse(&p.name, &p.options).is_ok_and(|s| s.iface == iface))
+        self.bridges.iter().flat_map(|b| b.ports.iter()).find(|p| {
+            PortSpec::parse(&p.name, &p.options).is_ok_and(|s| s.ifaces().contains(&iface))
+        })
     }
 
     /// Checks everything a request would check, for a file read from disk.
@@ -134,8 +134,10 @@ impl Config {
                 if !port_names.insert(p.name.as_str()) {
                     return Err(format!("port {:?} appears twice", p.name));
                 }
-                if !spec.iface.is_empty() && !ifaces.insert(spec.iface.clone()) {
-                    return Err(format!("interface {:?} is used by two ports", spec.iface));
+                for iface in spec.ifaces() {
+                    if !ifaces.insert(iface.to_string()) {
+                        return Err(format!("interface {iface:?} is used by two ports"));
+                    }
                 }
             }
             for e in &b.static_fdb {
@@ -299,5 +301,26 @@ mod tests {
         assert!(c.port("nope").is_none());
         assert_eq!(c.port_using_iface("eth0").unwrap().name, "up0");
         assert_eq!(c.port_using_iface("vm1").unwrap().name, "vm1");
+    }
+
+    #[test]
+    fn bond_members_count_as_used_interfaces() {
+        let mut c = sample();
+        let bond = |name: &str, members: &str| PortConfig {
+            name: name.into(),
+            options: opts(&[("type", "bond"), ("members", members), ("mode", "lacp")]),
+        };
+        c.bridges[0].ports.push(bond("bond0", "eth1,eth2"));
+        assert!(c.validate().is_ok());
+        assert_eq!(c.port_using_iface("eth2").unwrap().name, "bond0");
+        assert!(
+            c.port_using_iface("bond0").is_none(),
+            "a bond's name is no interface"
+        );
+        c.bridges[0].ports.push(bond("bond1", "eth3,eth0"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .contains("\"eth0\" is used by two ports"));
     }
 }

@@ -4,6 +4,7 @@ use crate::control::protocol::Options;
 use crate::fdb::{DEFAULT_AGING_SECS, DEFAULT_MAX_ENTRIES};
 use crate::pipeline::admit::PortPolicy;
 use crate::pipeline::vlan::{parse_vid, VlanMode, VlanSet};
+use crate::port::bond::BondConfig;
 use crate::port::vxlan::VxlanConfig;
 use crate::port::{validate_ifname, PortKind};
 use crate::wire::vxlan::{DEFAULT_PORT as VXLAN_PORT, MAX_VNI};
@@ -34,7 +35,7 @@ pub fn validate_name(what: &str, name: &str) -> Result<(), String> {
     }
 }
 
-fn parse_number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
+pub(super) fn parse_number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
     value
         .parse()
         .map_err(|_| format!("{key}={value:?} is not a number"))
@@ -184,12 +185,25 @@ fn parse_policy(options: &Options) -> Result<PortPolicy, String> {
 pub struct PortSpec {
     pub kind: PortKind,
     /// The kernel interface: the tap to create or attach to, or the
-    /// interface an afpacket port binds; empty for a VXLAN port.
+    /// interface an afpacket port binds; a bond's own name; empty for a
+    /// VXLAN port.
     pub iface: String,
     pub policy: PortPolicy,
     /// The VTEP settings of a VXLAN port.
     pub vxlan: Option<VxlanConfig>,
+    /// A bond's members and mode.
+    pub bond: Option<BondConfig>,
 }
+
+/// Options of the VLAN mode and policy, for every port kind.
+const POLICY_KEYS: &[&str] = &[
+    "access",
+    "trunk",
+    "native",
+    "allowed_macs",
+    "max_macs",
+    "storm_pps",
+];
 
 /// Options of `type=vxlan` ports.
 const VXLAN_KEYS: &[&str] = &[
@@ -366,7 +380,7 @@ impl PortSpec {
         validate_name("port", name)?;
         let kind: PortKind = options
             .get("type")
-            .ok_or("missing option type=tap|afpacket|vxlan")?
+            .ok_or("missing option type=tap|afpacket|bond|vxlan")?
             .parse()?;
         if kind == PortKind::Vxlan {
             let mut known: Vec<&str> = vec!["type", "allowed_macs", "max_macs", "storm_pps"];
@@ -380,6 +394,19 @@ impl PortSpec {
                 iface: String::new(),
                 policy,
                 vxlan: Some(cfg),
+                bond: None,
+            });
+        }
+        if kind == PortKind::Bond {
+            let mut known: Vec<&str> = super::bond::KEYS.to_vec();
+            known.extend_from_slice(POLICY_KEYS);
+            reject_unknown(options, &known)?;
+            return Ok(PortSpec {
+                kind,
+                iface: name.to_string(),
+                policy: parse_policy(options)?,
+                vxlan: None,
+                bond: Some(super::bond::parse(options)?),
             });
         }
         reject_unknown(options, Self::KEYS)?;
@@ -395,7 +422,18 @@ impl PortSpec {
             iface,
             policy,
             vxlan: None,
+            bond: None,
         })
+    }
+
+    /// The kernel interfaces the port uses: a bond's members, or its iface
+    /// (none for a VXLAN port, which rides another port).
+    pub fn ifaces(&self) -> Vec<&str> {
+        match &self.bond {
+            Some(b) => b.members.iter().map(String::as_str).collect(),
+            None if self.iface.is_empty() => Vec::new(),
+            None => vec![self.iface.as_str()],
+        }
     }
 }
 
@@ -613,5 +651,23 @@ mod tests {
         assert!(PortSpec::parse("vx0", &no_underlay)
             .unwrap_err()
             .contains("underlay"));
+    }
+
+    #[test]
+    fn bond_ports() {
+        let o = opts(&[("type", "bond"), ("members", "eth0,eth1"), ("mode", "lacp")]);
+        let b = PortSpec::parse("bond0", &o).unwrap();
+        assert_eq!((b.kind, b.iface.as_str()), (PortKind::Bond, "bond0"));
+        assert_eq!(b.ifaces(), ["eth0", "eth1"]);
+        let up = PortSpec::parse("up", &opts(&[("type", "afpacket"), ("iface", "eth0")])).unwrap();
+        assert_eq!(up.ifaces(), ["eth0"]);
+        let mut iface = o.clone();
+        iface.insert("iface".into(), "x".into());
+        assert!(PortSpec::parse("bond0", &iface)
+            .unwrap_err()
+            .contains("unknown option"));
+        let mut members_on_tap = opts(&[("type", "tap")]);
+        members_on_tap.insert("members".into(), "a,b".into());
+        assert!(PortSpec::parse("t", &members_on_tap).is_err());
     }
 }

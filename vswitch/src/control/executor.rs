@@ -291,11 +291,13 @@ impl Executor {
                 b.name
             ));
         }
-        if let Some(other) = self.config.port_using_iface(&spec.iface) {
-            return Err(format!(
-                "interface {:?} is already used by port {:?}",
-                spec.iface, other.name
-            ));
+        for iface in spec.ifaces() {
+            if let Some(other) = self.config.port_using_iface(iface) {
+                return Err(format!(
+                    "interface {iface:?} is already used by port {:?}",
+                    other.name
+                ));
+            }
         }
         if let Some(vx) = &spec.vxlan {
             self.check_vtep(&port, vx)?;

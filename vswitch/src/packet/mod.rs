@@ -191,15 +191,8 @@ impl Batch {
 
     /// Keeps only the frames for which `keep` is true, in order. Buffers
     /// are swapped, not copied.
-    pub fn retain(&mut self, mut keep: impl FnMut(&PacketBuf) -> bool) {
-        let mut kept = 0;
-        for i in 0..self.len {
-            if keep(&self.bufs[i]) {
-                self.bufs.swap(kept, i);
-                kept += 1;
-            }
-        }
-        self.len = kept;
+    pub fn retain(&mut self, keep: impl FnMut(&PacketBuf) -> bool) {
+        self.retain_from(0, keep);
     }
 
     #[inline]
@@ -257,6 +250,20 @@ impl Batch {
         }
     }
 
+    /// Keeps, of the frames from index `start` on, those `keep` accepts,
+    /// in order; the others' buffers go back to the free part.
+    pub fn retain_from(&mut self, start: usize, mut keep: impl FnMut(&PacketBuf) -> bool) {
+        let first = start.min(self.len);
+        let mut kept = first;
+        for i in first..self.len {
+            if keep(&self.bufs[i]) {
+                self.bufs.swap(kept, i);
+                kept += 1;
+            }
+        }
+        self.len = kept;
+    }
+
     #[inline]
     pub fn get(&self, i: usize) -> Option<&PacketBuf> {
         self.bufs[..self.len].get(i)
@@ -305,6 +312,21 @@ mod tests {
         b.retain(|p| p.frame()[0] % 3 == 0);
         let firsts: Vec<u8> = b.iter().map(|p| p.frame()[0]).collect();
         assert_eq!(firsts, (0..40).filter(|i| i % 3 == 0).collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn retain_keeps_order_and_frees_the_rest() {
+        let mut b = Batch::new();
+        for i in 0..6u8 {
+            b.push_copy(&[i; 20]);
+        }
+        b.retain_from(2, |p| p.frame()[0] % 2 == 1);
+        let firsts: Vec<u8> = b.iter().map(|p| p.frame()[0]).collect();
+        assert_eq!(firsts, [0, 1, 3, 5]);
+        b.retain_from(10, |_| false);
+        assert_eq!(b.len(), 4);
+        b.retain_from(0, |_| false);
+        assert!(b.is_empty());
     }
 
     #[test]

@@ -62,6 +62,8 @@ drop_reasons! {
     TxRingFull => "tx_ring_full", "The output port could not take the frame now (ring or socket buffer full).";
     TxError => "tx_error", "The output port's send call failed.";
     TxTooBig => "tx_too_big", "Frame larger than the output port can send.";
+    BondNotCollecting => "bond_not_collecting", "Received on a bond member that may not pass frames up (LACP not collecting, or not the active member).";
+    BondNoLink => "bond_no_link", "Sent to a bond with no member able to carry it (none distributing, or no active member).";
 }
 
 /// A copy of one port's counters.

@@ -17,6 +17,7 @@ use crate::packet::Batch;
 use crate::pipeline::counters::PortCounters;
 
 pub mod afpacket;
+pub mod bond;
 pub mod loopback;
 pub mod sys;
 pub mod tap;
@@ -29,6 +30,7 @@ pub enum PortKind {
     Tap,
     Afpacket,
     Vxlan,
+    Bond,
     Loopback,
 }
 
@@ -38,6 +40,7 @@ impl PortKind {
             PortKind::Tap => "tap",
             PortKind::Afpacket => "afpacket",
             PortKind::Vxlan => "vxlan",
+            PortKind::Bond => "bond",
             PortKind::Loopback => "loopback",
         }
     }
@@ -50,8 +53,9 @@ impl std::str::FromStr for PortKind {
             "tap" => Ok(PortKind::Tap),
             "afpacket" => Ok(PortKind::Afpacket),
             "vxlan" => Ok(PortKind::Vxlan),
+            "bond" => Ok(PortKind::Bond),
             other => Err(format!(
-                "unknown port type {other:?}: expected tap, afpacket or vxlan"
+                "unknown port type {other:?}: expected tap, afpacket, bond or vxlan"
             )),
         }
     }
@@ -64,6 +68,8 @@ pub enum PortError {
     NoSuchInterface(String),
     #[error("invalid interface name {0:?}: 1 to 15 characters, no '/', ':' or whitespace")]
     BadInterfaceName(String),
+    #[error("{0}")]
+    Invalid(String),
     #[error("{what} on {iface}: {source}")]
     Os {
         what: &'static str,
@@ -183,14 +189,18 @@ pub fn validate_ifname(name: &str) -> Result<(), PortError> {
 
 /// Opens the backend an operator asked for, on the control thread.
 pub fn open(name: &str, spec: &crate::config::PortSpec) -> Result<Box<dyn Port>, PortError> {
-    match spec.kind {
-        PortKind::Tap => Ok(Box::new(tap::TapPort::open(&spec.iface)?)),
-        PortKind::Afpacket => Ok(Box::new(afpacket::AfPacketPort::open(&spec.iface)?)),
-        PortKind::Vxlan => match &spec.vxlan {
-            Some(cfg) => Ok(Box::new(vxlan::VxlanPort::new(name, cfg.clone()))),
-            None => Err(PortError::BadInterfaceName(name.to_string())),
-        },
-        PortKind::Loopback => Ok(Box::new(loopback::LoopbackPort::new(&spec.iface))),
+    let iface = spec.iface.as_str();
+    match (spec.kind, &spec.bond, &spec.vxlan) {
+        (PortKind::Tap, _, _) => Ok(Box::new(tap::TapPort::open(iface)?)),
+        (PortKind::Afpacket, _, _) => Ok(Box::new(afpacket::AfPacketPort::open(iface)?)),
+        (PortKind::Bond, Some(cfg), _) => {
+            validate_ifname(iface)?;
+            Ok(Box::new(bond::BondPort::open(iface, cfg)?))
+        }
+        (PortKind::Bond, None, _) => Err(PortError::Invalid(format!("bond {iface}: no members"))),
+        (PortKind::Vxlan, _, Some(cfg)) => Ok(Box::new(vxlan::VxlanPort::new(name, cfg.clone()))),
+        (PortKind::Vxlan, _, None) => Err(PortError::Invalid(format!("{name}: no VTEP settings"))),
+        (PortKind::Loopback, _, _) => Ok(Box::new(loopback::LoopbackPort::new(iface))),
     }
 }
 
@@ -214,5 +224,7 @@ mod tests {
         assert_eq!("afpacket".parse::<PortKind>().unwrap(), PortKind::Afpacket);
         assert!("loopback".parse::<PortKind>().is_err());
         assert!("geneve".parse::<PortKind>().unwrap_err().contains("geneve"));
+        assert_eq!("bond".parse::<PortKind>().unwrap(), PortKind::Bond);
+        assert_eq!("vxlan".parse::<PortKind>().unwrap(), PortKind::Vxlan);
     }
 }

@@ -7,6 +7,7 @@
 pub mod arp;
 pub mod ethernet;
 pub mod ipv4;
+pub mod lacp;
 pub mod mac;
 pub mod vxlan;
 

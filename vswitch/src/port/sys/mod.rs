@@ -15,6 +15,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use super::PortError;
 
+pub mod epoll;
+pub mod netlink;
 pub mod packet_ring;
 #[cfg(test)]
 pub mod test_util;
@@ -148,6 +150,38 @@ pub fn link_mtu(name: &str) -> SysResult<u32> {
     // SAFETY: the kernel filled `ifru_mtu` for SIOCGIFMTU.
     let mtu = unsafe { req.ifr_ifru.ifru_mtu };
     Ok(mtu.max(0) as u32)
+}
+
+/// The interface flags of `name` (`IFF_*`, the low 16 bits).
+pub fn link_flags(name: &str) -> SysResult<u32> {
+    let sock = ioctl_socket()?;
+    let mut req = ifreq_for(name);
+    // SAFETY: SIOCGIFFLAGS reads the name from and writes the flags into
+    // `req`, a valid, exclusively borrowed ifreq.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(SysError::last("read interface flags (SIOCGIFFLAGS)"));
+    }
+    // SAFETY: the kernel filled `ifru_flags` for SIOCGIFFLAGS.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    Ok(u32::from(flags as u16))
+}
+
+/// The MAC address of `name`.
+pub fn link_mac(name: &str) -> SysResult<[u8; 6]> {
+    let sock = ioctl_socket()?;
+    let mut req = ifreq_for(name);
+    // SAFETY: SIOCGIFHWADDR reads the name from and writes the hardware
+    // address into `req`.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) } < 0 {
+        return Err(SysError::last("read the MAC address (SIOCGIFHWADDR)"));
+    }
+    // SAFETY: the kernel filled `ifru_hwaddr` for SIOCGIFHWADDR.
+    let data = unsafe { req.ifr_ifru.ifru_hwaddr.sa_data };
+    let mut mac = [0u8; 6];
+    for (m, d) in mac.iter_mut().zip(data.iter()) {
+        *m = *d as u8;
+    }
+    Ok(mac)
 }
 
 /// The link-layer type of `name` (`ARPHRD_*`, 1 for Ethernet).
