@@ -185,7 +185,105 @@ def ethernet():
         write("ethernet", name, data)
 
 
+# --- vxlan: records [len][frame] offered to a VTEP 10.79.0.2 (MAC 02:56:0a:4f:00:02),
+# remote 10.79.0.1, VNIs 42 (untagged) and 100 (VLAN 10), UDP 4789.
+
+VTEP_MAC = bytes.fromhex("02560a4f0002")
+LOCAL = bytes([10, 79, 0, 2])
+REMOTE = bytes([10, 79, 0, 1])
+
+
+def csum(data):
+    if len(data) % 2:
+        data += b"\x00"
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return (~total) & 0xFFFF
+
+
+def vxlan_frame(vni, inner, flags=0x08, dport=4789, src=REMOTE, proto=17, frag=0x4000):
+    vx = struct.pack("!B3xI", flags, vni << 8)
+    udp = struct.pack("!HHHH", 49200, dport, 8 + len(vx) + len(inner), 0) + vx + inner
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, frag, 64, proto, 0, src, LOCAL)
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    return VTEP_MAC + mac(1) + b"\x08\x00" + ip + udp
+
+
+def arp(op, sender_mac, sender_ip, target_ip, dst=BCAST):
+    body = struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) + sender_mac + sender_ip + b"\x00" * 6 + target_ip
+    return dst + sender_mac + b"\x08\x06" + body
+
+
+def records(*frames):
+    return b"".join(bytes([len(f)]) + f for f in frames if len(f) < 256)
+
+
+def vxlan():
+    inner = eth(mac(0x20), mac(0x21), 0x0800, b"\x45" + b"\x00" * 45)
+    bcast_inner = eth(BCAST, mac(0x22), 0x0806, b"\x00" * 28)
+    s = {
+        "vni42": records(vxlan_frame(42, inner)),
+        "vni100_broadcast": records(vxlan_frame(100, bcast_inner)),
+        "arp_request_for_vtep": records(arp(1, mac(0x30), REMOTE, LOCAL)),
+        "arp_request_for_other": records(arp(1, mac(0x30), REMOTE, bytes([10, 79, 0, 9]))),
+        "i_flag_clear": records(vxlan_frame(42, inner, flags=0)),
+        "unknown_vni": records(vxlan_frame(7, inner)),
+        "wrong_port": records(vxlan_frame(42, inner, dport=8472)),
+        "unknown_remote": records(vxlan_frame(42, inner, src=bytes([10, 79, 0, 9]))),
+        "not_udp": records(vxlan_frame(42, inner, proto=6)),
+        "fragment": records(vxlan_frame(42, inner, frag=0x2000)),
+        "truncated_header": records(vxlan_frame(42, inner)[:40]),
+        "inner_runt": records(vxlan_frame(42, inner[:10])),
+        "tagged_inner": records(vxlan_frame(100, tagged(mac(0x20), mac(0x21), 20))),
+        "mixed": records(arp(1, mac(0x30), REMOTE, LOCAL), vxlan_frame(42, inner), vxlan_frame(42, inner, flags=0)),
+        "empty": b"",
+    }
+    for name, data in s.items():
+        write("vxlan", name, data)
+
+
+# --- lacp: a slow protocols PDU; then read as records [op][len][PDU] for a
+# two-member LACP machine (bit 0 member, bits 1-3 half-seconds, bit 4 flap).
+
+def port_info(tlv, system, key, port, state):
+    return struct.pack("!BBH6sHHHB3x", tlv, 20, 0x8000, system, key, 0x00FF, port, state)
+
+
+def lacpdu(actor_state=0x3D, partner_state=0x3D, version=1, subtype=1):
+    return (struct.pack("!BB", subtype, version)
+            + port_info(1, bytes.fromhex("020000000020"), 1, 1, actor_state)
+            + port_info(2, bytes.fromhex("020000000010"), 1, 1, partner_state)
+            + struct.pack("!BBH12x", 3, 16, 0) + struct.pack("!BB50x", 0, 0))
+
+
+def marker(kind=1):
+    return struct.pack("!BBBBH6sI2xBB90x", 2, 1, kind, 16, 1, bytes.fromhex("020000000020"), 7, 0, 0)
+
+
+def lacp():
+    good = lacpdu()
+    s = {
+        "lacpdu": good,
+        "marker_information": marker(1),
+        "marker_response": marker(2),
+        "version0": lacpdu(version=0),
+        "version2": lacpdu(version=2),
+        "unknown_subtype": lacpdu(subtype=9),
+        "truncated": good[:60],
+        "bad_actor_tlv_len": good[:3] + b"\x13" + good[4:],
+        "bad_terminator": good[:-52] + b"\x05\x00" + good[-50:],
+        "negotiate_both_members": bytes([0x02, len(good)]) + good + bytes([0x03, len(good)]) + good,
+        "timeout_then_flap": bytes([0x00, len(good)]) + good + bytes([0x0E, 3]) + b"\x01\x01\x01" + bytes([0x10, 0]),
+        "garbage": bytes(range(0, 130)),
+    }
+    for name, data in s.items():
+        write("lacp", name, data)
+
+
 if __name__ == "__main__":
     pipeline()
     control_request()
     ethernet()
+    vxlan()
+    lacp()

@@ -17,7 +17,7 @@ shift || true
 if [ "$#" -gt 0 ]; then
     targets=("$@")
 else
-    targets=(pipeline control_request ethernet)
+    targets=(pipeline control_request ethernet vxlan lacp)
 fi
 
 export RUSTC_BOOTSTRAP=1

@@ -662,3 +662,188 @@ impl Model {
         Self::classify(port, frame).map_or(u16::MAX, |c| c.vlan)
     }
 }
+
+/// A VTEP's underlay input: arbitrary frames offered to a VXLAN port as its
+/// underlay would (ARP for its address, VXLAN to it, anything else), then
+/// whatever it decapsulated received and encapsulated back.
+///
+/// Input: records `[len][len bytes]`, each one frame. The first record's
+/// frames are sent as they are; the port also gets a valid ARP reply for
+/// its remote first so that its transmit path runs too.
+///
+/// Checks: nothing panics; the VTEP takes only frames addressed to it (its
+/// MAC and address, or ARP); a frame it decapsulates enters in the VLAN of
+/// its VNI and at most the frame's size plus a tag; every frame it takes is
+/// either received or counted in exactly one drop reason; what it sends to
+/// the underlay is well-formed IPv4/UDP/VXLAN or ARP from its own MAC.
+pub fn vxlan(data: &[u8]) {
+    use crate::port::vxlan::{VxlanConfig, VxlanPort};
+    use crate::port::{Port, Tunnel};
+    use crate::wire::arp::{ArpOp, ArpRepr};
+    use crate::wire::ipv4::{Ipv4Header, UdpHeader};
+    use std::net::Ipv4Addr;
+
+    let local = Ipv4Addr::new(10, 79, 0, 2);
+    let remote = Ipv4Addr::new(10, 79, 0, 1);
+    let cfg = VxlanConfig {
+        local,
+        prefix_len: 24,
+        gateway: None,
+        remotes: vec![remote],
+        vnis: vec![(42, 0), (100, 10)],
+        dst_port: crate::wire::vxlan::DEFAULT_PORT,
+        underlay: "up".into(),
+        mac: VxlanConfig::default_mac(local),
+        underlay_mtu: 1500,
+    };
+    let vtep_mac = cfg.mac;
+    let mut port = VxlanPort::new("vx", cfg);
+    let mut counters = PortCounters::default();
+    let now = Duration::from_secs(1);
+    // Resolve the remote so that encapsulation runs.
+    let remote_mac = MacAddr([2, 0, 0, 0, 0, 1]);
+    let mut arp = [0u8; 28];
+    ArpRepr {
+        op: ArpOp::Reply,
+        sender_mac: remote_mac,
+        sender_ip: remote,
+        target_mac: vtep_mac,
+        target_ip: local,
+    }
+    .emit(&mut arp);
+    port.tick(now, &mut counters);
+    let reply = crate::wire::ethernet::build_frame(vtep_mac, remote_mac, 0x0806, &arp);
+    assert!(
+        port.offer(&reply, now, &mut counters),
+        "an ARP reply to the VTEP is its own"
+    );
+    port.outbound().clear();
+
+    let mut batch = Batch::new();
+    let mut rest = data;
+    while let Some((&len, tail)) = rest.split_first() {
+        let len = usize::from(len).min(tail.len());
+        let (frame, next) = tail.split_at(len);
+        rest = next;
+        let drops_before = counters.total_drops();
+        let to_us = frame.len() >= 14 && frame[..6] == vtep_mac.0;
+        let taken = port.offer(frame, now, &mut counters);
+        let is_arp = frame.len() >= 14 && frame[12..14] == [0x08, 0x06];
+        assert!(
+            !taken || to_us || is_arp,
+            "the VTEP took a frame not sent to it"
+        );
+        batch.clear();
+        let got = port.rx_burst(&mut batch, &mut counters);
+        let dropped = counters.total_drops() - drops_before;
+        if taken && !is_arp {
+            assert_eq!(
+                got as u64 + dropped,
+                1,
+                "a frame taken is received or dropped, once"
+            );
+        } else {
+            assert_eq!((got, dropped), (0, 0), "a frame not taken had effects");
+        }
+        for buf in batch.iter() {
+            let inner = buf.frame();
+            assert!(
+                inner.len() + 50 <= frame.len() + 4,
+                "decapsulated frame grew"
+            );
+            let eth = EthernetFrame::new_checked(inner).expect("decapsulated frames parse");
+            // VNI 100 enters tagged 10; VNI 42 untagged.
+            let vid = eth.vlan_tci().map_or(0, |t| t.vid());
+            assert!(vid == 0 || vid == 10, "entered in VLAN {vid}");
+        }
+        // Send the decapsulated frames back: they must encapsulate cleanly.
+        let frames: Vec<&[u8]> = batch.iter().map(|b| b.frame()).collect();
+        port.tx_burst(&frames, &mut counters);
+        for out in port.outbound().iter() {
+            let f = out.frame();
+            assert_eq!(&f[6..12], &vtep_mac.0, "sent from another MAC");
+            match [f[12], f[13]] {
+                [0x08, 0x06] => assert!(ArpRepr::parse(&f[14..]).is_some()),
+                [0x08, 0x00] => {
+                    let ip = Ipv4Header::parse(&f[14..]).expect("emitted IPv4 parses");
+                    assert_eq!((ip.src, ip.dst), (local, remote));
+                    let udp = UdpHeader::parse(&f[34..]).expect("emitted UDP parses");
+                    assert_eq!(udp.dst_port, 4789);
+                    assert!(crate::wire::vxlan::parse(&f[42..]).is_ok());
+                }
+                other => panic!("the VTEP sent EtherType {other:02x?}"),
+            }
+        }
+        port.outbound().clear();
+    }
+}
+
+/// LACPDUs and marker PDUs: what parses emits to bytes that parse to the
+/// same PDU; and fed to a two-member LACP machine with the clock moving,
+/// a PDU that does not parse changes nothing but its counter, and the
+/// machine never distributes on a member that does not collect.
+///
+/// Input: records `[op][len][len bytes]`: bit 0 of `op` is the member,
+/// bits 1-3 advance the clock by that many half-seconds first, bit 4 flaps
+/// that member's link.
+pub fn lacp(data: &[u8]) {
+    use crate::lacp::{Config, Lacp, Rate};
+    use crate::wire::lacp::Pdu;
+
+    if let Ok(pdu) = Pdu::parse(data) {
+        let mut out = [0u8; 128];
+        let n = pdu.emit(&mut out);
+        assert!(n > 0);
+        assert_eq!(
+            Pdu::parse(&out[..n]),
+            Ok(pdu),
+            "emit then parse changed the PDU"
+        );
+    }
+
+    let cfg = Config {
+        system_priority: 65535,
+        system: MacAddr([2, 0, 0, 0, 0, 0x10]),
+        key: 1,
+        port_priority: 255,
+        rate: Rate::Fast,
+        fallback: data.first().is_some_and(|b| b & 0x80 != 0),
+        primary: None,
+    };
+    let mut lacp = Lacp::new(cfg, 2);
+    let mut now = Duration::ZERO;
+    lacp.link_changed(0, true, now);
+    lacp.link_changed(1, true, now);
+    let mut rest = data;
+    while rest.len() >= 2 {
+        let (op, len) = (rest[0], usize::from(rest[1]).min(rest.len() - 2));
+        let pdu = &rest[2..2 + len];
+        rest = &rest[2 + len..];
+        let m = usize::from(op & 1);
+        now += Duration::from_millis(500 * u64::from((op >> 1) & 0x7));
+        lacp.handle_timer(now);
+        if op & 0x10 != 0 {
+            let up = !lacp.members()[m].link_up();
+            lacp.link_changed(m, up, now);
+        }
+        let before = format!("{:?}", lacp.members());
+        let bad_before = lacp.members()[m].counters.bad_in;
+        lacp.handle_pdu(m, pdu, now);
+        if Pdu::parse(pdu).is_err() {
+            assert_eq!(lacp.members()[m].counters.bad_in, bad_before + 1);
+            let mut after_members = lacp.members().to_vec();
+            after_members[m].counters.bad_in = bad_before;
+            assert_eq!(
+                format!("{after_members:?}"),
+                before,
+                "a bad PDU changed the state"
+            );
+        }
+        for i in 0..2 {
+            assert!(
+                !lacp.distributing(i) || lacp.collecting(i),
+                "member {i} distributes without collecting"
+            );
+        }
+    }
+}

@@ -67,3 +67,13 @@ fn control_request_corpus() {
 fn ethernet_corpus() {
     replay("ethernet", fuzzing::ethernet);
 }
+
+#[test]
+fn vxlan_corpus() {
+    replay("vxlan", fuzzing::vxlan);
+}
+
+#[test]
+fn lacp_corpus() {
+    replay("lacp", fuzzing::lacp);
+}
