@@ -118,6 +118,7 @@ fn check_frame(data: &[u8], frame: &EthernetFrame<&[u8]>) {
             assert_eq!(c.vlan, vid);
         }
         Err(DropReason::InvalidSourceMac) => assert!(!repr.src.is_learnable()),
+        Err(DropReason::ReservedMulticast) => assert!(repr.dst.is_link_local_reserved()),
         Err(DropReason::VlanNotAllowed) => assert_eq!(vid, 4095),
         Err(DropReason::VlanDoubleTagged) => assert!(vid != 0 && inner_tpid),
         Err(other) => panic!("a well-formed frame was classified as {other:?}"),
@@ -583,6 +584,10 @@ impl Model {
         let (dst, src) = (mac(0), mac(6));
         if src.0[0] & 1 == 1 || src == MacAddr::ZERO {
             return Err(DropReason::InvalidSourceMac);
+        }
+        // IEEE 802.1D link-local group addresses are never forwarded.
+        if dst.0[..5] == [0x01, 0x80, 0xc2, 0, 0] && dst.0[5] < 0x10 {
+            return Err(DropReason::ReservedMulticast);
         }
         let (vid, prio) = if tagged {
             let tci = u16::from_be_bytes([frame[14], frame[15]]);

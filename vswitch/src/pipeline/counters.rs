@@ -43,6 +43,7 @@ drop_reasons! {
     RxRingFull => "rx_ring_full", "The kernel dropped a received frame because the port's receive ring was full (the datapath fell behind).";
     Runt => "runt", "Frame shorter than an Ethernet header (or a truncated 802.1Q tag).";
     InvalidSourceMac => "invalid_src_mac", "Source MAC is multicast, broadcast or all-zero.";
+    ReservedMulticast => "reserved_multicast", "Link-local frame (01:80:c2:00:00:0x: STP, LACP, 802.1X, LLDP) a bridge must not forward.";
     VlanTaggedOnAccess => "vlan_tagged_on_access", "Tagged frame (VID not 0) on an access port.";
     VlanNotAllowed => "vlan_not_allowed", "Tag of a VLAN the trunk port does not carry.";
     VlanUntaggedOnTrunk => "vlan_untagged_on_trunk", "Untagged frame on a trunk port without a native VLAN.";

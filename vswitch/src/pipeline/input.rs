@@ -33,6 +33,9 @@ pub fn classify(buf: &mut PacketBuf, mode: &VlanMode) -> Result<Classified, Drop
     if !src.is_learnable() {
         return Err(DropReason::InvalidSourceMac);
     }
+    if eth.dst().is_link_local_reserved() {
+        return Err(DropReason::ReservedMulticast);
+    }
     let tci = eth.vlan_tci();
     let vlan = mode.ingress(tci.map(|t| t.vid())).map_err(|r| match r {
         IngressRefusal::TaggedOnAccess => DropReason::VlanTaggedOnAccess,

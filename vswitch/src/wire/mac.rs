@@ -34,6 +34,14 @@ impl MacAddr {
         *self == Self::ZERO
     }
 
+    /// 01:80:C2:00:00:00 to 0F, the IEEE 802.1D link-local group
+    /// addresses (STP, slow protocols, 802.1X, LLDP...): frames to them are
+    /// for the link's peer and never forwarded by a bridge.
+    #[inline]
+    pub fn is_link_local_reserved(&self) -> bool {
+        self.0[..5] == [0x01, 0x80, 0xc2, 0x00, 0x00] && self.0[5] <= 0x0f
+    }
+
     /// A unicast, non-zero address: the only kind a switch may learn.
     #[inline]
     pub fn is_learnable(&self) -> bool {
