@@ -5,7 +5,6 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -116,18 +115,9 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2));
-        // SAFETY: the closure runs in the forked child before exec and only calls prctl(2),
-        // which is async-signal-safe. It makes the kernel kill the daemon if the thread that
-        // started it dies without running our Drop (e.g. the test process is SIGKILLed), so no
-        // daemon outlives its test. Start a Daemon on the test's own thread for this reason.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        // The kernel kills the daemon if the thread that started it dies without running our
+        // Drop, so no daemon outlives its test. Start a Daemon on the test's own thread.
+        crate::sys::die_with_parent(&mut cmd);
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start vswitchd: {e}"));
@@ -336,9 +326,7 @@ fn sweep_stale_dirs() {
 
 /// Clock ticks per second, the unit of [`Daemon::cpu_ticks`].
 pub fn clock_ticks_per_sec() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    u64::try_from(hz).ok().filter(|&hz| hz > 0).unwrap_or(100)
+    crate::sys::clock_ticks_per_sec()
 }
 
 impl Drop for Daemon {
@@ -361,9 +349,8 @@ fn terminate(child: &mut Child, grace: Duration) -> Result<ExitStatus, ()> {
         return Ok(status);
     }
     let pid = libc::pid_t::try_from(child.id()).expect("pid out of range");
-    // SAFETY: kill(2) takes plain integers. The pid is our own child, not yet reaped, so it
-    // cannot have been reused by another process.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
+    // Our own child, not yet reaped: the pid cannot have been reused.
+    crate::sys::kill(pid, libc::SIGTERM);
     if let Some(status) = poll(grace, Duration::from_millis(20), || {
         child.try_wait().ok().flatten()
     }) {

@@ -21,6 +21,7 @@ pub mod daemon;
 pub mod framegen;
 pub mod json;
 pub mod net;
+pub mod sys;
 pub mod topo;
 
 use std::path::{Path, PathBuf};
@@ -68,8 +69,7 @@ pub fn bin(name: &str) -> PathBuf {
 pub fn require_env() {
     static CHECK: Once = Once::new();
     CHECK.call_once(|| {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let euid = unsafe { libc::geteuid() };
+        let euid = sys::geteuid();
         assert_eq!(
             euid, 0,
             "vswitch integration tests need root (network namespaces, veths, taps); \

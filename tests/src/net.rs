@@ -189,8 +189,7 @@ impl Drop for Netns {
             .split_whitespace()
             .filter_map(|p| p.parse::<libc::pid_t>().ok())
         {
-            // SAFETY: kill(2) takes plain integers; the pid is a process inside our namespace.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            crate::sys::kill(pid, libc::SIGKILL);
         }
         let _ = sh(&["ip", "netns", "del", &self.name]);
     }

@@ -30,26 +30,9 @@ fn daemon(tag: &str) -> Daemon {
 
 /// Raises this process's limit of open files to at least `want`.
 fn raise_nofile(want: u64) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we pass, which lives across the call.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-    if lim.rlim_cur >= want {
-        return;
+    if let Err(e) = vswitch_tests::sys::raise_nofile(want) {
+        panic!("cannot raise the open-file limit to {want}: {e}");
     }
-    lim.rlim_cur = want;
-    // Root may raise the hard limit too.
-    lim.rlim_max = lim.rlim_max.max(want);
-    // SAFETY: setrlimit only reads the struct we pass.
-    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
-    assert_eq!(
-        rc,
-        0,
-        "cannot raise the open-file limit to {want}: {}",
-        std::io::Error::last_os_error()
-    );
 }
 
 /// Number of descriptors the process `pid` has open.

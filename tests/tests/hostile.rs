@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use vswitch_tests::framegen::{Fate, FrameGen, Kind, PacketSocket};
+use vswitch_tests::framegen::{Fate, FrameGen, Kind};
+use vswitch_tests::sys::PacketSocket;
 use vswitch_tests::{entries_of, must, Daemon, Host};
 
 /// Frames the hostile host tries to send; about a tenth are runts the kernel refuses.

@@ -7,6 +7,7 @@
 
 mod bond;
 mod spec;
+mod vxlan;
 
 pub use spec::{validate_name, BridgeSpec, PortSpec};
 
