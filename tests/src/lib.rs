@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 pub use cmd::{must, run, sh, CmdOutput};
 pub use daemon::{Daemon, RawConn};
 pub use json::{entries_of, normalize};
-pub use net::{Host, IfCounters, Netns, PingStats, Veth};
+pub use net::{Cable, Host, IfCounters, Netns, PingStats, Veth};
 pub use topo::ThreeHosts;
 
 /// Directory holding `vswitchd` and `vsctl`.

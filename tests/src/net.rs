@@ -323,9 +323,69 @@ impl Veth {
         veth
     }
 
+    /// A pair with no address: `peer` inside `ns` and the root end, both
+    /// up (e.g. a bond member facing a switch in `ns`).
+    pub fn bare(ns: &Netns, peer: &str) -> Veth {
+        let root = unique_ifname("vt");
+        sh(&[
+            "ip",
+            "link",
+            "add",
+            &root,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            peer,
+            "netns",
+            ns.name(),
+        ])
+        .check();
+        let veth = Veth { root };
+        let _ = std::fs::write(
+            format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", veth.root),
+            "1",
+        );
+        sh(&["ip", "link", "set", &veth.root, "up"]).check();
+        ns.exec_ok(&["ip", "link", "set", peer, "up"]);
+        veth
+    }
+
     /// Name of the root-namespace end.
     pub fn root(&self) -> &str {
         &self.root
+    }
+}
+
+/// A cable between two switches on this host: a veth pair with both ends
+/// in the root namespace, up, IPv6 off; deleted on drop.
+pub struct Cable {
+    pub a: String,
+    pub b: String,
+}
+
+impl Cable {
+    pub fn new() -> Cable {
+        let (a, b) = (unique_ifname("vca"), unique_ifname("vcb"));
+        sh(&["ip", "link", "add", &a, "type", "veth", "peer", "name", &b]).check();
+        let cable = Cable { a, b };
+        for end in [&cable.a, &cable.b] {
+            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{end}/disable_ipv6"), "1");
+            sh(&["ip", "link", "set", end, "up"]).check();
+        }
+        cable
+    }
+}
+
+impl Default for Cable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Cable {
+    fn drop(&mut self) {
+        let _ = sh(&["ip", "link", "del", &self.a]);
     }
 }
 

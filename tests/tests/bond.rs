@@ -9,33 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use vswitch_tests::{bin, run, seq, sh, unique_ifname, wait_for, Daemon, Host};
-
-/// A cable between the switches: a veth pair with both ends in the root
-/// namespace, deleted on drop.
-struct Cable {
-    a: String,
-    b: String,
-}
-
-impl Cable {
-    fn new() -> Cable {
-        let (a, b) = (unique_ifname("vca"), unique_ifname("vcb"));
-        sh(&["ip", "link", "add", &a, "type", "veth", "peer", "name", &b]).check();
-        let cable = Cable { a, b };
-        for end in [&cable.a, &cable.b] {
-            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{end}/disable_ipv6"), "1");
-            sh(&["ip", "link", "set", end, "up"]).check();
-        }
-        cable
-    }
-}
-
-impl Drop for Cable {
-    fn drop(&mut self) {
-        let _ = sh(&["ip", "link", "del", &self.a]);
-    }
-}
+use vswitch_tests::{bin, run, seq, sh, wait_for, Cable, Daemon, Host};
 
 fn link(iface: &str, state: &str) {
     sh(&["ip", "link", "set", iface, state]).check();

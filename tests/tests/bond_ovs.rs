@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use vswitch_tests::{poll, run, seq, sh, unique_ifname, wait_for, Daemon, Host, Netns};
+use vswitch_tests::{poll, run, seq, sh, wait_for, Daemon, Host, Netns, Veth};
 
 const OVS_PACKAGE: &str = "openvswitch-switch";
 const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
@@ -163,45 +163,6 @@ impl Drop for Ovs {
     }
 }
 
-/// A veth pair: `root` in the root namespace, `peer` inside `ns`.
-struct Link {
-    root: String,
-}
-
-impl Link {
-    fn new(ns: &Netns, peer: &str) -> Link {
-        let root = unique_ifname("vco");
-        sh(&[
-            "ip",
-            "link",
-            "add",
-            &root,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            peer,
-            "netns",
-            ns.name(),
-        ])
-        .check();
-        let link = Link { root };
-        let _ = std::fs::write(
-            format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", link.root),
-            "1",
-        );
-        sh(&["ip", "link", "set", &link.root, "up"]).check();
-        ns.exec_ok(&["ip", "link", "set", peer, "up"]);
-        link
-    }
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        let _ = sh(&["ip", "link", "del", &self.root]);
-    }
-}
-
 fn bond_members(d: &Daemon) -> Vec<Value> {
     d.ctl(&["port", "show", "bond0"])["details"]["members"]
         .as_array()
@@ -220,7 +181,7 @@ fn member_tx(d: &Daemon) -> Vec<u64> {
 fn lacp_with_open_vswitch() {
     let ovs_ns = Netns::new("ovs");
     let ovs = Ovs::start(&ovs_ns);
-    let links = [Link::new(&ovs_ns, "ovs0"), Link::new(&ovs_ns, "ovs1")];
+    let links = [Veth::bare(&ovs_ns, "ovs0"), Veth::bare(&ovs_ns, "ovs1")];
     ovs.vsctl(&[
         "add-br",
         "br0",
@@ -249,7 +210,7 @@ fn lacp_with_open_vswitch() {
 
     let mut d = Daemon::start("ovs");
     d.ctl(&["bridge", "add", "br0"]);
-    let members = format!("members={},{}", links[0].root, links[1].root);
+    let members = format!("members={},{}", links[0].root(), links[1].root());
     d.ctl(&[
         "port",
         "add",
@@ -339,7 +300,7 @@ fn lacp_with_open_vswitch() {
     let (tx, rx) = std::thread::scope(|s| {
         let pinger = s.spawn(|| a.ns.ping_every("10.78.9.2", 1500, 0.002));
         std::thread::sleep(Duration::from_secs(1));
-        sh(&["ip", "link", "set", &links[0].root, "down"]).check();
+        sh(&["ip", "link", "set", links[0].root(), "down"]).check();
         let p = pinger.join().expect("ping thread");
         (p.transmitted, p.received)
     });
@@ -349,7 +310,7 @@ fn lacp_with_open_vswitch() {
         lost * 2
     );
     assert!(lost <= 100, "failover lost {lost} pings");
-    sh(&["ip", "link", "set", &links[0].root, "up"]).check();
+    sh(&["ip", "link", "set", links[0].root(), "up"]).check();
     wait_for(
         Duration::from_secs(15),
         "the member to rejoin with OVS",

@@ -4,31 +4,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use vswitch_tests::{entries_of, sh, unique_ifname, wait_for, Daemon, Host, Netns};
-
-/// A veth pair with both ends in the root namespace (the wire between two
-/// "hosts" that are two vswitchd instances); deleted on drop.
-struct Wire {
-    a: String,
-    b: String,
-}
-
-impl Wire {
-    fn new() -> Wire {
-        let (a, b) = (unique_ifname("vwa"), unique_ifname("vwb"));
-        sh(&["ip", "link", "add", &a, "type", "veth", "peer", "name", &b]).check();
-        for end in [&a, &b] {
-            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{end}/disable_ipv6"), "1");
-        }
-        Wire { a, b }
-    }
-}
-
-impl Drop for Wire {
-    fn drop(&mut self) {
-        let _ = sh(&["ip", "link", "del", &self.a]);
-    }
-}
+use vswitch_tests::{entries_of, wait_for, Cable, Daemon, Host, Netns};
 
 /// Segmentation and checksum offloads off on `ifname` in `ns`: the switch
 /// carries frames up to the MTU with complete checksums (offloads are
@@ -178,7 +154,7 @@ fn interoperates_with_the_kernel_vxlan_device() {
 /// <-> VLAN 20 on both; four VMs in one IP subnet, two per VNI.
 #[test]
 fn two_switches_two_vnis_stay_isolated() {
-    let wire = Wire::new();
+    let wire = Cable::new();
     let mut d1 = Daemon::start("vxlan-h1");
     let d2 = Daemon::start("vxlan-h2");
     let mut vms = Vec::new();
