@@ -242,9 +242,21 @@ pub fn vxlan(data: &[u8]) {
                 "decapsulated frame grew"
             );
             let eth = EthernetFrame::new_checked(inner).expect("decapsulated frames parse");
-            // VNI 100 enters tagged 10; VNI 42 untagged.
+            // The VNI alone decides the VLAN: 100 enters tagged 10, 42
+            // untagged, and no second tag hides under it.
+            let ihl = usize::from(frame[14] & 0x0f) * 4;
+            let at = 14 + ihl + 8 + 4;
+            let vni = u32::from_be_bytes([0, frame[at], frame[at + 1], frame[at + 2]]);
+            let want = if vni == 100 { 10 } else { 0 };
             let vid = eth.vlan_tci().map_or(0, |t| t.vid());
-            assert!(vid == 0 || vid == 10, "entered in VLAN {vid}");
+            assert_eq!(vid, want, "VNI {vni} entered in VLAN {vid}");
+            assert!(
+                !matches!(
+                    eth.payload_ethertype(),
+                    EtherType::Vlan | EtherType::QinQ | EtherType::Unknown(0x9100)
+                ),
+                "a second tag under the VNI's VLAN"
+            );
         }
         // Send the decapsulated frames back: they must encapsulate cleanly.
         let frames: Vec<&[u8]> = batch.iter().map(|b| b.frame()).collect();

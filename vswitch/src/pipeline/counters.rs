@@ -56,6 +56,7 @@ drop_reasons! {
     VxlanWrongPort => "vxlan_wrong_port", "UDP packet to the VTEP on another port than its VXLAN port.";
     VxlanUnknownVni => "vxlan_unknown_vni", "VXLAN packet with a VNI the VTEP does not carry.";
     VxlanUnknownRemote => "vxlan_unknown_remote", "VXLAN packet from a VTEP not in the remote list.";
+    VxlanInnerTagged => "vxlan_inner_tagged", "Decapsulated frame carrying its own VLAN tag (RFC 7348: discard), which could hop VNIs.";
     VxlanNoNeighbor => "vxlan_no_neighbor", "Next hop toward a remote VTEP not resolved by ARP yet.";
     VxlanNoRoute => "vxlan_no_route", "Remote VTEP off the local subnet and no gateway configured.";
     SamePort => "same_port", "Destination was learned on the port the frame came in on.";

@@ -245,6 +245,15 @@ impl VxlanPort {
         let Ok(eth) = EthernetFrame::new_checked(inner) else {
             return counters.count_drop(DropReason::Runt);
         };
+        // The VNI decides the VLAN. An inner tag would be read by the
+        // bridge instead, letting a remote put VNI A's traffic into VNI B's
+        // VLAN; RFC 7348 says to discard such frames.
+        if matches!(
+            eth.ethertype(),
+            EtherType::Vlan | EtherType::QinQ | EtherType::Unknown(0x9100)
+        ) {
+            return counters.count_drop(DropReason::VxlanInnerTagged);
+        }
         let src = eth.src();
         if src.is_learnable() {
             self.learn_remote(vni, src, ip.src, now);

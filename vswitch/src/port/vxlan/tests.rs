@@ -251,6 +251,19 @@ fn malformed_tunnel_traffic_is_counted_and_never_delivered() {
             }),
             Some(DropReason::VxlanUnknownRemote),
         ),
+        // VNI 42 (the untagged network) carrying an inner tag of VLAN 10,
+        // which is VNI 100's: it must not enter VLAN 10.
+        (
+            "inner tag",
+            outer_frame(&mut a, 0, |f| {
+                f.splice(62..62, [0x81, 0x00, 0x00, 0x0a]);
+                let ip_len = (f.len() - 14) as u16;
+                f[16..18].copy_from_slice(&ip_len.to_be_bytes());
+                fix_ip_checksum(f);
+                f[38..40].copy_from_slice(&(ip_len - 20).to_be_bytes());
+            }),
+            Some(DropReason::VxlanInnerTagged),
+        ),
     ];
     for (what, frame, reason) in cases {
         let mut c = PortCounters::default();
