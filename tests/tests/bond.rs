@@ -82,11 +82,6 @@ fn udp_gap(
     lead: Duration,
     during: impl FnOnce(),
 ) -> f64 {
-    // iperf3's control connection is TCP: the hosts must hand the switch
-    // complete checksums (offloads are not supported yet).
-    for h in [from, to] {
-        h.ns.exec_ok(&["ethtool", "-K", &h.ifname, "tx", "off"]);
-    }
     to.ns.spawn(&["iperf3", "-s", "-1", "-B", &to.ip]);
     wait_for(Duration::from_secs(10), "iperf3 to listen", || {
         let out = to.ns.exec(&["ss", "-Hltn", "sport = :5201"]);

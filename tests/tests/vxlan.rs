@@ -6,15 +6,6 @@ use std::time::Duration;
 use serde_json::Value;
 use vswitch_tests::{entries_of, wait_for, Cable, Daemon, Host, Netns};
 
-/// Segmentation and checksum offloads off on `ifname` in `ns`: the switch
-/// carries frames up to the MTU with complete checksums (offloads are
-/// future work, docs/operations.md).
-fn offloads_off(ns: &Netns, ifname: &str) {
-    let _ = ns.exec(&[
-        "ethtool", "-K", ifname, "tx", "off", "tso", "off", "gso", "off", "gro", "off",
-    ]);
-}
-
 fn vxlan_port(d: &Daemon, port: &str) -> Value {
     let shown = d.ctl(&["vxlan", "show", port]);
     entries_of(shown)[0]["details"]["vxlan"].clone()
@@ -27,7 +18,6 @@ fn vxlan_port(d: &Daemon, port: &str) -> Value {
 fn interoperates_with_the_kernel_vxlan_device() {
     let d = Daemon::start("vxlan-kernel");
     let a = Host::veth("vxka", "10.79.0.1/24");
-    offloads_off(&a.ns, "eth0");
     let vma = Netns::new("vxkvma");
     let ns = |args: &[&str]| a.ns.exec_ok(args);
     ns(&[
@@ -70,7 +60,6 @@ fn interoperates_with_the_kernel_vxlan_device() {
     vma.exec_ok(&["ip", "link", "set", "eth0", "mtu", "1450"]);
     vma.exec_ok(&["ip", "addr", "add", "10.80.0.1/24", "dev", "eth0"]);
     vma.exec_ok(&["ip", "link", "set", "eth0", "up"]);
-    offloads_off(&vma, "eth0");
     let vma_mac = vma.mac("eth0");
 
     d.ctl(&["bridge", "add", "underlay"]);
@@ -89,7 +78,6 @@ fn interoperates_with_the_kernel_vxlan_device() {
     ]);
     let b = Host::veth("vxkb", "10.80.0.2/24");
     b.ns.exec_ok(&["ip", "link", "set", "eth0", "mtu", "1450"]);
-    offloads_off(&b.ns, "eth0");
     b.attach(&d, "ov", "vm");
 
     // The VTEP resolves its remote by ARP, then the VMs talk.

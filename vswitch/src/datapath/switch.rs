@@ -405,11 +405,11 @@ impl Switch {
             return Err(DatapathError::BridgeExists(name));
         }
         let i = free_slot(&mut self.bridges);
-        self.bridges[i] = Some(Bridge {
+        self.bridges[i] = Some(Bridge::new(
             name,
-            fdb: Fdb::new(max_entries, aging_secs),
-            ports: Vec::new(),
-        });
+            Fdb::new(max_entries, aging_secs),
+            Vec::new(),
+        ));
         Ok(())
     }
 

@@ -10,16 +10,22 @@
 pub const BATCH_SIZE: usize = 32;
 /// Bytes kept free in front of a received frame.
 pub const HEADROOM: usize = 128;
-/// Largest frame a buffer holds: a 9000-byte jumbo MTU, Ethernet header and
-/// two VLAN tags, with room to spare.
-pub const MAX_FRAME_LEN: usize = 9216 + 64;
+/// Largest frame a buffer holds: a 64 KiB GSO frame (an IP packet of at
+/// most 65535 bytes) with its Ethernet header, two VLAN tags and the
+/// virtio-net header a tap reads in front of it. Buffers are allocated
+/// zeroed and untouched pages cost no memory, so a buffer that only ever
+/// holds small frames stays small.
+pub const MAX_FRAME_LEN: usize = 65536 + 64;
+
+pub mod offload;
 
 /// Per-frame metadata set by the receiving port.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FrameMeta {
-    /// The kernel had not computed the frame's L4 checksum yet (the sender
-    /// relies on checksum offload). Kept so later offload work can finish it.
-    pub csum_not_ready: bool,
+    /// Checksum and segmentation work the sender left for its NIC (see
+    /// `offload`); offsets count from the frame's first byte and follow
+    /// every insert and removal in front of the L4 header.
+    pub offload: crate::wire::vnet::VnetHdr,
 }
 
 /// One frame's storage, with headroom.
@@ -103,6 +109,7 @@ impl PacketBuf {
         }
         self.start -= n;
         self.len += n;
+        self.meta.offload.shift(0, n, true);
         Some(self.frame_mut())
     }
 
@@ -113,6 +120,7 @@ impl PacketBuf {
         }
         self.start += n;
         self.len -= n;
+        self.meta.offload.shift(0, n, false);
         true
     }
 
@@ -129,6 +137,7 @@ impl PacketBuf {
         self.data
             .copy_within(old_start..old_start + offset, self.start);
         self.data[self.start + offset..self.start + offset + n].copy_from_slice(bytes);
+        self.meta.offload.shift(offset, n, true);
         true
     }
 
@@ -142,6 +151,7 @@ impl PacketBuf {
             .copy_within(self.start..self.start + offset, self.start + n);
         self.start += n;
         self.len -= n;
+        self.meta.offload.shift(offset, n, false);
         true
     }
 

@@ -61,6 +61,8 @@ drop_reasons! {
     VxlanNoRoute => "vxlan_no_route", "Remote VTEP off the local subnet and no gateway configured.";
     SamePort => "same_port", "Destination was learned on the port the frame came in on.";
     NoFloodPorts => "no_flood_ports", "Flooded frame had no other port in its bridge to go to.";
+    OffloadInvalid => "offload_invalid", "Frame whose offload request (checksum or segmentation, from its virtio-net header) does not fit the frame.";
+    OffloadUnsupported => "offload_unsupported", "Received frame asking for segmentation the switch cannot do or check (UDP fragmentation, or GSO of a tunnelled packet).";
     TxRingFull => "tx_ring_full", "The output port could not take the frame now (ring or socket buffer full).";
     TxError => "tx_error", "The output port's send call failed.";
     TxTooBig => "tx_too_big", "Frame larger than the output port can send.";

@@ -17,6 +17,7 @@ pub mod vlan;
 use std::time::Duration;
 
 use crate::fdb::{Fdb, LearnOutcome, PortId};
+use crate::packet::offload::OffloadCaps;
 use crate::packet::{Batch, BATCH_SIZE};
 use crate::port::Port;
 use admit::{PortPolicy, StormBucket};
@@ -56,6 +57,20 @@ pub struct Bridge {
     pub fdb: Fdb,
     /// Member ports, in the order they were added: the flood set.
     pub ports: Vec<PortId>,
+    /// Where the output stage cuts GSO frames for ports that cannot take
+    /// them (allocated once; pages are touched only when used).
+    pub segments: Batch,
+}
+
+impl Bridge {
+    pub fn new(name: String, fdb: Fdb, ports: Vec<PortId>) -> Bridge {
+        Bridge {
+            name,
+            fdb,
+            ports,
+            segments: Batch::new(),
+        }
+    }
 }
 
 /// A port as the datapath runs it.
@@ -64,6 +79,8 @@ pub struct PortSlot {
     /// Index of the bridge the port belongs to.
     pub bridge: usize,
     pub port: Box<dyn Port>,
+    /// `port.offload_caps()`, asked once.
+    pub caps: OffloadCaps,
     pub counters: PortCounters,
     pub policy: PortPolicy,
     /// Storm control state, present when `policy.storm_pps` is set.
@@ -75,6 +92,7 @@ impl PortSlot {
         let mut slot = PortSlot {
             name,
             bridge,
+            caps: port.offload_caps(),
             port,
             counters: PortCounters::default(),
             policy: PortPolicy::default(),
@@ -145,7 +163,14 @@ pub fn process_batch(
         };
     }
 
-    let delivered = output::transmit(batch, &verdicts[..n], in_port, &bridge.ports, ports);
+    let delivered = output::transmit(
+        batch,
+        &verdicts[..n],
+        in_port,
+        &bridge.ports,
+        ports,
+        &mut bridge.segments,
+    );
 
     if let Some(Some(ingress)) = ports.get_mut(in_port as usize) {
         for (i, v) in verdicts[..n].iter().enumerate() {

@@ -25,16 +25,8 @@ fn setup() -> (Vec<Bridge>, Vec<Option<PortSlot>>) {
         )));
     }
     let bridges = vec![
-        Bridge {
-            name: "br0".into(),
-            fdb: Fdb::new(64, 300),
-            ports: vec![0, 1, 2],
-        },
-        Bridge {
-            name: "br1".into(),
-            fdb: Fdb::new(64, 300),
-            ports: vec![3, 4],
-        },
+        Bridge::new("br0".into(), Fdb::new(64, 300), vec![0, 1, 2]),
+        Bridge::new("br1".into(), Fdb::new(64, 300), vec![3, 4]),
     ];
     (bridges, ports)
 }
@@ -187,11 +179,11 @@ fn vlan_setup(modes: &[VlanMode]) -> (Bridge, Vec<Option<PortSlot>>) {
             ))
         })
         .collect();
-    let bridge = Bridge {
-        name: "br".into(),
-        fdb: Fdb::new(64, 300),
-        ports: (0..modes.len() as PortId).collect(),
-    };
+    let bridge = Bridge::new(
+        "br".into(),
+        Fdb::new(64, 300),
+        (0..modes.len() as PortId).collect(),
+    );
     (bridge, ports)
 }
 

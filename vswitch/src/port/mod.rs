@@ -13,8 +13,10 @@
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+use crate::packet::offload::OffloadCaps;
 use crate::packet::Batch;
 use crate::pipeline::counters::PortCounters;
+use crate::wire::vnet::VnetHdr;
 
 pub mod afpacket;
 pub mod bond;
@@ -97,6 +99,24 @@ pub trait Port: Send {
     /// number of frames accepted.
     fn tx_burst(&mut self, frames: &[&[u8]], counters: &mut PortCounters) -> usize;
 
+    /// The offload requests (checksum partial, segmentation) this port
+    /// passes on to its kernel side. Fixed for the port's life.
+    fn offload_caps(&self) -> OffloadCaps {
+        OffloadCaps::NONE
+    }
+
+    /// `tx_burst` for frames that carry offload requests, one header per
+    /// frame. Called only on a port whose `offload_caps` take every header
+    /// given; the output stage finishes or segments frames for the others.
+    fn tx_burst_offload(
+        &mut self,
+        frames: &[&[u8]],
+        _hdrs: &[VnetHdr],
+        counters: &mut PortCounters,
+    ) -> usize {
+        self.tx_burst(frames, counters)
+    }
+
     /// Pushes out whatever `tx_burst` queued (one kick per burst for ring
     /// backends). The datapath calls it once per loop iteration after
     /// transmitting.
@@ -143,7 +163,20 @@ pub trait Tunnel {
     /// its address, or a malformed frame sent to it (counted in
     /// `counters`, the tunnel port's). False leaves it to the underlay's
     /// bridge.
-    fn offer(&mut self, frame: &[u8], now: Duration, counters: &mut PortCounters) -> bool;
+    fn offer(&mut self, frame: &[u8], now: Duration, counters: &mut PortCounters) -> bool {
+        self.offer_with_offload(frame, &VnetHdr::default(), now, counters)
+    }
+
+    /// `offer` for a frame with offload requests: a checksum or
+    /// segmentation request for the inner packet stays with the
+    /// decapsulated frame.
+    fn offer_with_offload(
+        &mut self,
+        frame: &[u8],
+        offload: &VnetHdr,
+        now: Duration,
+        counters: &mut PortCounters,
+    ) -> bool;
 
     /// Frames waiting to leave through the underlay; the datapath sends
     /// them and clears the batch.

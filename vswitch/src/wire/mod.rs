@@ -9,6 +9,7 @@ pub mod ethernet;
 pub mod ipv4;
 pub mod lacp;
 pub mod mac;
+pub mod vnet;
 pub mod vxlan;
 
 pub use ethernet::{EtherType, EthernetFrame, EthernetRepr, VlanTci};

@@ -22,7 +22,9 @@ impl Switch {
             };
             let PortSlot { port, counters, .. } = slot;
             if let Some(t) = port.tunnel_mut() {
-                batch.retain(|buf| !t.offer(buf.frame(), now, counters));
+                batch.retain(|buf| {
+                    !t.offer_with_offload(buf.frame(), &buf.meta.offload, now, counters)
+                });
             }
         }
         let mut inner = self.scratch.take().unwrap_or_default();

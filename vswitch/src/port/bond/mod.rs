@@ -40,9 +40,11 @@ use super::sys::netlink::{link_up_now, LinkMonitor};
 use super::sys::{self, SysError};
 use super::{Port, PortError, PortEvent, PortKind};
 use crate::lacp::{Config as LacpConfig, Lacp, MemberSet, Rate, MAX_MEMBERS};
+use crate::packet::offload::OffloadCaps;
 use crate::packet::Batch;
 use crate::pipeline::counters::PortCounters;
 use crate::wire::lacp::FRAME_LEN;
+use crate::wire::vnet::VnetHdr;
 use crate::wire::MacAddr;
 use details::{BondDetails, LacpMemberDetails, MemberDetails};
 pub use hash::HashPolicy;
@@ -280,7 +282,21 @@ impl Port for BondPort {
     }
 
     fn tx_burst(&mut self, frames: &[&[u8]], counters: &mut PortCounters) -> usize {
-        self.transmit(frames, counters)
+        self.transmit(frames, &[], counters)
+    }
+
+    /// Members are AF_PACKET ports, which pass every request on.
+    fn offload_caps(&self) -> OffloadCaps {
+        OffloadCaps::ALL
+    }
+
+    fn tx_burst_offload(
+        &mut self,
+        frames: &[&[u8]],
+        hdrs: &[VnetHdr],
+        counters: &mut PortCounters,
+    ) -> usize {
+        self.transmit(frames, hdrs, counters)
     }
 
     fn flush(&mut self, counters: &mut PortCounters) {

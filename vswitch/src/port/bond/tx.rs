@@ -7,36 +7,51 @@ use crate::packet::BATCH_SIZE;
 use crate::pipeline::counters::{DropReason, PortCounters};
 use crate::port::Port;
 use crate::wire::lacp::Pdu;
+use crate::wire::vnet::VnetHdr;
 
 impl BondPort {
     /// Each frame goes to the distributing member its flow hashes to, in
     /// one burst per member; with no member distributing, every frame is
-    /// dropped and counted (`bond_no_link`).
-    pub(super) fn transmit(&mut self, frames: &[&[u8]], counters: &mut PortCounters) -> usize {
+    /// dropped and counted (`bond_no_link`). `hdrs` holds each frame's
+    /// offload requests, or is empty for plain frames.
+    pub(super) fn transmit(
+        &mut self,
+        frames: &[&[u8]],
+        hdrs: &[VnetHdr],
+        counters: &mut PortCounters,
+    ) -> usize {
         match self.n_tx {
             0 => {
                 counters.count_drops(DropReason::BondNoLink, frames.len() as u64);
                 0
             }
-            1 => self.send_on(self.tx_members[0], frames, counters),
+            1 => self.send_on(self.tx_members[0], frames, hdrs, counters),
             n => {
                 let mut sent = 0;
-                for chunk in frames.chunks(BATCH_SIZE) {
+                for (c, chunk) in frames.chunks(BATCH_SIZE).enumerate() {
+                    let chunk_hdrs = hdrs.get(c * BATCH_SIZE..).unwrap_or_default();
                     let mut pick = [0usize; BATCH_SIZE];
                     for (p, f) in pick.iter_mut().zip(chunk) {
                         *p = (flow_hash(f, self.cfg.hash) % n as u32) as usize;
                     }
                     for slot in 0..n {
                         let mut out: [&[u8]; BATCH_SIZE] = [&[]; BATCH_SIZE];
+                        let mut out_hdrs = [VnetHdr::default(); BATCH_SIZE];
                         let mut k = 0;
-                        for (p, f) in pick.iter().zip(chunk) {
+                        for (j, (p, f)) in pick.iter().zip(chunk).enumerate() {
                             if *p == slot {
                                 out[k] = f;
+                                out_hdrs[k] = chunk_hdrs.get(j).copied().unwrap_or_default();
                                 k += 1;
                             }
                         }
                         if k > 0 {
-                            sent += self.send_on(self.tx_members[slot], &out[..k], counters);
+                            let h = if hdrs.is_empty() {
+                                &[][..]
+                            } else {
+                                &out_hdrs[..k]
+                            };
+                            sent += self.send_on(self.tx_members[slot], &out[..k], h, counters);
                         }
                     }
                 }
@@ -45,10 +60,20 @@ impl BondPort {
         }
     }
 
-    fn send_on(&mut self, m: usize, frames: &[&[u8]], counters: &mut PortCounters) -> usize {
+    fn send_on(
+        &mut self,
+        m: usize,
+        frames: &[&[u8]],
+        hdrs: &[VnetHdr],
+        counters: &mut PortCounters,
+    ) -> usize {
         let (p0, b0) = (counters.tx_packets, counters.tx_bytes);
         let member = &mut self.members[m];
-        let n = member.port.tx_burst(frames, counters);
+        let n = if hdrs.is_empty() {
+            member.port.tx_burst(frames, counters)
+        } else {
+            member.port.tx_burst_offload(frames, hdrs, counters)
+        };
         member.stats.tx_packets += counters.tx_packets - p0;
         member.stats.tx_bytes += counters.tx_bytes - b0;
         n

@@ -1,4 +1,6 @@
-//! An AF_PACKET socket with TPACKET_V2 rx and tx rings in one mapping.
+//! An AF_PACKET socket with TPACKET_V2 rx and tx rings in one mapping,
+//! with PACKET_VNET_HDR: every frame in either ring sits behind a 10-byte
+//! virtio-net header carrying its offload requests (see `wire::vnet`).
 //!
 //! Ownership protocol (Documentation/networking/packet_mmap.rst): each ring
 //! slot starts with a `tpacket2_hdr` whose `tp_status` says who owns the
@@ -19,6 +21,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::{setsockopt, SysError, SysResult};
+use crate::wire::vnet::{VnetHdr, VNET_HDR_LEN};
 
 /// Offset of the frame in a tx slot: TPACKET_ALIGN(sizeof(tpacket2_hdr)).
 /// (Without PACKET_TX_HAS_OFF the kernel expects the frame right there.)
@@ -27,37 +30,62 @@ pub const TX_DATA_OFFSET: usize =
         & !(libc::TPACKET_ALIGNMENT - 1);
 
 /// Upper bound of the kernel's offset of the MAC header in an rx slot for
-/// Ethernet: TPACKET_ALIGN(TPACKET2_HDRLEN + 16) (the kernel uses
-/// `netoff - maclen`, which is 66 for a 14-byte header).
-pub const RX_HEADER_ROOM: usize =
-    (libc::TPACKET2_HDRLEN + 16 + libc::TPACKET_ALIGNMENT - 1) & !(libc::TPACKET_ALIGNMENT - 1);
+/// Ethernet: TPACKET_ALIGN(TPACKET2_HDRLEN + 16) plus the virtio-net header
+/// (the kernel uses `netoff - maclen`, which is 76 for a 14-byte header).
+pub const RX_HEADER_ROOM: usize = ((libc::TPACKET2_HDRLEN + 16 + libc::TPACKET_ALIGNMENT - 1)
+    & !(libc::TPACKET_ALIGNMENT - 1))
+    + VNET_HDR_LEN;
 
 /// PACKET_IGNORE_OUTGOING (Linux 4.20): libc has it, named here so the
 /// value the design relies on (23) is visible.
 const PACKET_IGNORE_OUTGOING: libc::c_int = libc::PACKET_IGNORE_OUTGOING;
 
-/// Frame and block sizes of both rings (one geometry for rx and tx).
+/// Frame and block sizes of the rings: rx slots hold the largest frame the
+/// kernel may hand over (a 64 KiB GSO frame), tx slots the common case
+/// (an MTU-sized frame); larger frames leave through `send_direct`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RingGeometry {
-    /// Bytes per slot, a multiple of 16 that divides `block_size`.
+    /// Bytes per rx slot, a multiple of 16 that divides `block_size`.
     pub frame_size: u32,
-    /// Bytes per kernel block, a multiple of the page size.
+    /// Bytes per rx kernel block, a multiple of the page size.
     pub block_size: u32,
     /// Slots in the rx ring, a multiple of the frames per block.
     pub rx_frames: u32,
-    /// Slots in the tx ring, a multiple of the frames per block.
+    /// Bytes per tx slot, a multiple of 16 that divides `tx_block_size`.
+    pub tx_frame_size: u32,
+    /// Bytes per tx kernel block, a multiple of the page size.
+    pub tx_block_size: u32,
+    /// Slots in the tx ring, a multiple of the tx frames per block.
     pub tx_frames: u32,
 }
 
 impl RingGeometry {
-    fn request(&self, frames: u32) -> libc::tpacket_req {
+    fn rx_request(&self) -> libc::tpacket_req {
         let per_block = self.block_size / self.frame_size;
         libc::tpacket_req {
             tp_block_size: self.block_size,
-            tp_block_nr: frames / per_block,
+            tp_block_nr: self.rx_frames / per_block,
             tp_frame_size: self.frame_size,
-            tp_frame_nr: frames,
+            tp_frame_nr: self.rx_frames,
         }
+    }
+
+    fn tx_request(&self) -> libc::tpacket_req {
+        let per_block = self.tx_block_size / self.tx_frame_size;
+        libc::tpacket_req {
+            tp_block_size: self.tx_block_size,
+            tp_block_nr: self.tx_frames / per_block,
+            tp_frame_size: self.tx_frame_size,
+            tp_frame_nr: self.tx_frames,
+        }
+    }
+
+    fn rx_bytes(&self) -> usize {
+        self.frame_size as usize * self.rx_frames as usize
+    }
+
+    fn tx_bytes(&self) -> usize {
+        self.tx_frame_size as usize * self.tx_frames as usize
     }
 }
 
@@ -72,6 +100,9 @@ pub struct RxFrame<'a> {
     pub data: &'a [u8],
     pub vlan_tci: u16,
     pub vlan_tpid: u16,
+    /// The offload requests from the virtio-net header in front of `data`;
+    /// offsets count from `data`'s first byte (without the stripped tag).
+    pub vnet: VnetHdr,
 }
 
 /// The shared mapping of both rings.
@@ -88,6 +119,23 @@ impl Drop for Mapping {
     }
 }
 
+/// An AF_PACKET socket with virtio-net headers that receives nothing
+/// (protocol 0, never bound), for `send_direct`.
+fn open_direct() -> SysResult<OwnedFd> {
+    let flags = libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: plain socket(2) call with constant arguments.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, flags, 0) };
+    if fd < 0 {
+        return Err(SysError::last("open an AF_PACKET socket"));
+    }
+    // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let one: libc::c_int = 1;
+    let what = "set PACKET_VNET_HDR";
+    setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_VNET_HDR, &one, what)?;
+    Ok(fd)
+}
+
 /// A bound AF_PACKET socket and its mapped rx and tx rings.
 pub struct PacketRing {
     map: Mapping,
@@ -95,6 +143,10 @@ pub struct PacketRing {
     // Declared after `map`, so the rings are unmapped before the socket
     // closes (closing also drops the PROMISC membership).
     fd: OwnedFd,
+    /// A second socket without rings, for frames larger than a tx slot: a
+    /// socket with a tx ring sends only from its ring.
+    direct: OwnedFd,
+    ifindex: u32,
 }
 
 // SAFETY: the mapping is owned by this value alone (nothing else holds its
@@ -120,6 +172,9 @@ impl PacketRing {
         let sol = libc::SOL_PACKET;
         setsockopt(&fd, sol, libc::PACKET_VERSION, &version, "set TPACKET_V2")?;
         let one: libc::c_int = 1;
+        // Before the rings exist (the kernel refuses it after).
+        let what = "set PACKET_VNET_HDR";
+        setsockopt(&fd, sol, libc::PACKET_VNET_HDR, &one, what)?;
         let what = "set PACKET_IGNORE_OUTGOING (needs Linux 4.20)";
         setsockopt(&fd, sol, PACKET_IGNORE_OUTGOING, &one, what)?;
         // No PACKET_QDISC_BYPASS: frames go through the qdisc and
@@ -129,7 +184,7 @@ impl PacketRing {
         // No PACKET_LOSS either: a refused frame stops the kernel at its slot
         // (TP_STATUS_WRONG_FORMAT) and sendto reports the error, which the
         // port counts and recovers from (see `AfPacketPort::flush`).
-        let rx_req = geo.request(geo.rx_frames);
+        let rx_req = geo.rx_request();
         setsockopt(
             &fd,
             sol,
@@ -137,7 +192,7 @@ impl PacketRing {
             &rx_req,
             "set up the rx ring",
         )?;
-        let tx_req = geo.request(geo.tx_frames);
+        let tx_req = geo.tx_request();
         setsockopt(
             &fd,
             sol,
@@ -147,13 +202,13 @@ impl PacketRing {
         )?;
         // Let the whole tx ring be in flight at once; best effort (FORCE
         // needs CAP_NET_ADMIN, the plain option is capped by wmem_max).
-        let sndbuf = (geo.frame_size as usize * geo.tx_frames as usize) as libc::c_int;
+        let sndbuf = geo.tx_bytes() as libc::c_int;
         let sol_sock = libc::SOL_SOCKET;
         if setsockopt(&fd, sol_sock, libc::SO_SNDBUFFORCE, &sndbuf, "").is_err() {
             let _ = setsockopt(&fd, sol_sock, libc::SO_SNDBUF, &sndbuf, "");
         }
 
-        let len = geo.frame_size as usize * (geo.rx_frames as usize + geo.tx_frames as usize);
+        let len = geo.rx_bytes() + geo.tx_bytes();
         // SAFETY: a fresh shared mapping of the socket's rings (rx first,
         // then tx, as the kernel lays them out); no existing memory is
         // affected.
@@ -177,6 +232,8 @@ impl PacketRing {
             map: Mapping { ptr, len },
             geo,
             fd,
+            direct: open_direct()?,
+            ifindex,
         };
 
         // SAFETY: `sockaddr_ll` is plain old data; all-zero is valid.
@@ -213,9 +270,10 @@ impl PacketRing {
         self.geo
     }
 
-    /// Bytes a tx slot holds after its header.
+    /// Frame bytes a tx slot holds after its header and the virtio-net
+    /// header.
     pub fn tx_room(&self) -> usize {
-        self.geo.frame_size as usize - TX_DATA_OFFSET
+        self.geo.tx_frame_size as usize - TX_DATA_OFFSET - VNET_HDR_LEN
     }
 
     /// Start of rx slot `i` (taken modulo the ring size).
@@ -228,10 +286,11 @@ impl PacketRing {
 
     /// Start of tx slot `i` (taken modulo the ring size).
     fn tx_slot(&self, i: u32) -> *mut u8 {
-        let i = (self.geo.rx_frames + i % self.geo.tx_frames) as usize;
+        let i = (i % self.geo.tx_frames) as usize;
+        let offset = self.geo.rx_bytes() + i * self.geo.tx_frame_size as usize;
         // SAFETY: the tx ring follows the rx ring in the mapping and
-        // i < rx_frames + tx_frames, so the offset is inside the mapping.
-        unsafe { self.map.ptr.as_ptr().add(i * self.geo.frame_size as usize) }
+        // i < tx_frames, so the offset is inside the mapping.
+        unsafe { self.map.ptr.as_ptr().add(offset) }
     }
 
     /// The status word of the slot starting at `slot` (from `rx_slot` or
@@ -263,7 +322,17 @@ impl PacketRing {
         // kernel does not touch while it is ours; the borrow of `self` keeps
         // `rx_release` (which needs `&mut self`) from running meanwhile.
         let data = unsafe { std::slice::from_raw_parts(slot.add(start), snap) };
+        let vnet = match start.checked_sub(VNET_HDR_LEN) {
+            Some(at) => {
+                // SAFETY: the header's 10 bytes end where the frame starts,
+                // inside this slot, which is ours (as above).
+                let bytes = unsafe { std::slice::from_raw_parts(slot.add(at), VNET_HDR_LEN) };
+                VnetHdr::parse(bytes).unwrap_or_default()
+            }
+            None => VnetHdr::default(),
+        };
         Some(RxFrame {
+            vnet,
             status,
             len: hdr.tp_len,
             data,
@@ -287,11 +356,11 @@ impl PacketRing {
         self.status(self.tx_slot(i)).load(Ordering::Acquire)
     }
 
-    /// Copies `frame` into tx slot `i` and requests its transmission. Does
-    /// nothing and returns false unless the slot is ours
-    /// (AVAILABLE or WRONG_FORMAT) and the frame fits.
+    /// Copies `frame` behind its virtio-net header `vnet` into tx slot `i`
+    /// and requests its transmission. Does nothing and returns false unless
+    /// the slot is ours (AVAILABLE or WRONG_FORMAT) and the frame fits.
     #[inline]
-    pub fn tx_put(&mut self, i: u32, frame: &[u8]) -> bool {
+    pub fn tx_put(&mut self, i: u32, frame: &[u8], vnet: &VnetHdr) -> bool {
         let slot = self.tx_slot(i);
         let s = self.status(slot).load(Ordering::Acquire);
         if (s != libc::TP_STATUS_AVAILABLE && s != libc::TP_STATUS_WRONG_FORMAT)
@@ -300,13 +369,18 @@ impl PacketRing {
             return false;
         }
         let hdr = slot.cast::<libc::tpacket2_hdr>();
+        let vnet = vnet.to_bytes();
+        let len = (VNET_HDR_LEN + frame.len()) as u32;
         // SAFETY: the slot is ours (AVAILABLE: the kernel freed its skb;
         // WRONG_FORMAT: the kernel gave up on it), so nothing reads it
-        // concurrently; the frame fits after the header (checked above).
+        // concurrently; header and frame fit after the slot header
+        // (`tx_room` leaves room for the virtio-net header).
         unsafe {
-            std::ptr::copy_nonoverlapping(frame.as_ptr(), slot.add(TX_DATA_OFFSET), frame.len());
-            std::ptr::addr_of_mut!((*hdr).tp_len).write(frame.len() as u32);
-            std::ptr::addr_of_mut!((*hdr).tp_snaplen).write(frame.len() as u32);
+            let data = slot.add(TX_DATA_OFFSET);
+            std::ptr::copy_nonoverlapping(vnet.as_ptr(), data, VNET_HDR_LEN);
+            std::ptr::copy_nonoverlapping(frame.as_ptr(), data.add(VNET_HDR_LEN), frame.len());
+            std::ptr::addr_of_mut!((*hdr).tp_len).write(len);
+            std::ptr::addr_of_mut!((*hdr).tp_snaplen).write(len);
         }
         self.status(slot)
             .store(libc::TP_STATUS_SEND_REQUEST, Ordering::Release);
@@ -325,6 +399,43 @@ impl PacketRing {
             true
         } else {
             false
+        }
+    }
+
+    /// Sends one frame behind its virtio-net header at once, outside the
+    /// ring (for frames larger than a tx slot: GSO frames). The caller
+    /// kicks the ring first so frames keep their order.
+    pub fn send_direct(&self, frame: &[u8], vnet: &VnetHdr) -> io::Result<()> {
+        let vnet = vnet.to_bytes();
+        let mut iov = [
+            libc::iovec {
+                iov_base: vnet.as_ptr() as *mut libc::c_void,
+                iov_len: VNET_HDR_LEN,
+            },
+            libc::iovec {
+                iov_base: frame.as_ptr() as *mut libc::c_void,
+                iov_len: frame.len(),
+            },
+        ];
+        // SAFETY: `sockaddr_ll` is plain old data; all-zero is valid.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_ifindex = self.ifindex as libc::c_int;
+        addr.sll_halen = 6;
+        addr.sll_addr[..6].copy_from_slice(frame.get(..6).unwrap_or(&[0; 6]));
+        // SAFETY: `msghdr` is plain old data; all-zero is valid.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_name = (&mut addr as *mut libc::sockaddr_ll).cast();
+        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        msg.msg_iov = iov.as_mut_ptr();
+        msg.msg_iovlen = iov.len();
+        // SAFETY: every pointer in `msg` (address, iovecs and the buffers
+        // they describe) is valid for the call; the kernel only reads them.
+        let rc = unsafe { libc::sendmsg(self.direct.as_raw_fd(), &msg, libc::MSG_DONTWAIT) };
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
         }
     }
 

@@ -27,12 +27,16 @@ use hashbrown::HashMap;
 use serde_json::json;
 
 use super::{Port, PortKind, Tunnel};
+use crate::packet::offload;
 use crate::packet::{Batch, BATCH_SIZE};
 use crate::pipeline::counters::{DropReason, PortCounters};
 use crate::pipeline::vlan::{VlanMode, VlanSet};
 use crate::wire::arp::{ArpOp, ArpRepr};
 use crate::wire::ipv4::{self, Ipv4Header, UdpHeader, PROTO_UDP};
+use crate::wire::vnet::VnetHdr;
 use crate::wire::{vxlan, EtherType, EthernetFrame, MacAddr};
+
+const ETH_HLEN: usize = 14;
 use neighbor::NeighborTable;
 
 /// Outer Ethernet + IPv4 + UDP + VXLAN.
@@ -216,7 +220,16 @@ impl VxlanPort {
     }
 
     /// Decapsulates a UDP/VXLAN packet sent to the VTEP's MAC and address.
-    fn decap(&mut self, ip_packet: &[u8], now: Duration, counters: &mut PortCounters) {
+    /// `offload` is the outer frame's (an untagged Ethernet header in front
+    /// of `ip_packet`): a request about the inner packet moves with it, one
+    /// about the outer headers ends here.
+    fn decap(
+        &mut self,
+        ip_packet: &[u8],
+        offload: &VnetHdr,
+        now: Duration,
+        counters: &mut PortCounters,
+    ) {
         let bad = |counters: &mut PortCounters| counters.count_drop(DropReason::VxlanBadHeader);
         let Ok(ip) = Ipv4Header::parse(ip_packet) else {
             return bad(counters);
@@ -279,6 +292,21 @@ impl VxlanPort {
             inner.len() + 4
         };
         buf.set_len(len);
+        let outer_len = ETH_HLEN + ip.header_len + ipv4::UDP_HEADER_LEN + vxlan::HEADER_LEN;
+        let mut inner_offload = VnetHdr::default();
+        if usize::from(offload.csum_start) >= outer_len + ETH_HLEN && !offload.is_plain() {
+            inner_offload = *offload;
+            inner_offload.shift(0, outer_len, false);
+            if vlan != 0 {
+                inner_offload.shift(12, 4, true);
+            }
+            if let Err(reason) = offload::check_rx(buf.frame(), &mut inner_offload) {
+                return counters.count_drop(reason);
+            }
+        } else if offload.is_gso() {
+            return counters.count_drop(DropReason::OffloadUnsupported);
+        }
+        buf.meta.offload = inner_offload;
         self.inbound.commit();
     }
 
@@ -377,6 +405,9 @@ impl Port for VxlanPort {
                 continue;
             }
             batch.push_copy(buf.frame());
+            if let Some(copy) = batch.get_mut(batch.len() - 1) {
+                copy.meta = buf.meta;
+            }
             counters.count_rx(buf.len());
             n += 1;
         }
@@ -510,7 +541,13 @@ impl Tunnel for VxlanPort {
         &self.cfg.underlay
     }
 
-    fn offer(&mut self, frame: &[u8], now: Duration, counters: &mut PortCounters) -> bool {
+    fn offer_with_offload(
+        &mut self,
+        frame: &[u8],
+        offload: &VnetHdr,
+        now: Duration,
+        counters: &mut PortCounters,
+    ) -> bool {
         self.now = now;
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             return false;
@@ -522,7 +559,7 @@ impl Tunnel for VxlanPort {
                 // Only what is addressed to the VTEP's IP is the VTEP's.
                 let for_us = payload.len() >= 20 && payload[16..20] == self.cfg.local.octets();
                 if for_us {
-                    self.decap(payload, now, counters);
+                    self.decap(payload, offload, now, counters);
                 }
                 for_us
             }
