@@ -132,6 +132,14 @@ impl AfPacketPort {
         })
     }
 
+    /// Leaves slow protocols frames (LACP) out of the rx ring, for a bond
+    /// member whose side channel receives them.
+    pub fn exclude_slow_protocols(&self) -> Result<(), PortError> {
+        self.ring
+            .exclude_slow_protocols()
+            .map_err(|e| e.into_port_error(&self.name))
+    }
+
     /// The largest frame the kernel accepts for sending: the MTU plus the
     /// Ethernet header, plus one tag for 802.1Q frames (the kernel's rule);
     /// a GSO frame up to 64 KiB.

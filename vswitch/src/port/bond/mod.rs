@@ -37,6 +37,7 @@ use std::time::Duration;
 use super::afpacket::AfPacketPort;
 use super::sys::epoll::Epoll;
 use super::sys::netlink::{link_up_now, LinkMonitor};
+use super::sys::slow::SlowSocket;
 use super::sys::{self, SysError};
 use super::{Port, PortError, PortEvent, PortKind};
 use crate::lacp::{Config as LacpConfig, Lacp, MemberSet, Rate, MAX_MEMBERS};
@@ -101,6 +102,8 @@ struct MemberLink {
     ifindex: u32,
     mac: MacAddr,
     port: AfPacketPort,
+    /// Where this member's LACPDUs arrive (its ring leaves them out).
+    slow: SlowSocket,
     up: bool,
     stats: MemberStats,
 }
@@ -154,6 +157,9 @@ impl BondPort {
             let ifindex = sys::if_index(m)
                 .map_err(err)?
                 .ok_or_else(|| PortError::NoSuchInterface(m.clone()))?;
+            let slow = SlowSocket::open(ifindex).map_err(err)?;
+            port.exclude_slow_protocols()?;
+            epoll.add(slow.fd()).map_err(err)?;
             let mac = MacAddr(sys::link_mac(m).map_err(err)?);
             let up = link_up_now(m);
             if let Some(fd) = port.readiness_fd() {
@@ -164,6 +170,7 @@ impl BondPort {
                 ifindex,
                 mac,
                 port,
+                slow,
                 up,
                 stats: MemberStats::default(),
             });
@@ -314,6 +321,11 @@ impl Port for BondPort {
         self.now = Some(now);
         if first {
             self.start_lacp(now, counters);
+        }
+        self.read_slow(counters);
+        // The members' own timers: frames their rings had no room for.
+        for m in &mut self.members {
+            m.port.tick(now, counters);
         }
         self.check_links(counters);
         if let Some(lacp) = &mut self.lacp {

@@ -46,7 +46,34 @@ impl BondPort {
         if got == 0 || self.polls_since_link_check >= LINK_CHECK_EVERY {
             self.check_links(counters);
         }
+        if got == 0 {
+            // Idle: LACPDUs are handled at once. Busy: at every tick.
+            self.read_slow(counters);
+        }
         got
+    }
+
+    /// Hands LACP the slow protocols frames waiting in the members' side
+    /// channels (a bounded number per member per call).
+    pub(super) fn read_slow(&mut self, counters: &mut PortCounters) {
+        const PER_MEMBER: usize = 16;
+        let mut buf = [0u8; 256];
+        for i in 0..self.members.len() {
+            for _ in 0..PER_MEMBER {
+                let len = match self.members[i].slow.recv(&mut buf) {
+                    None | Some(Err(_)) => break,
+                    Some(Ok(len)) => len,
+                };
+                let frame = &buf[..len.min(buf.len())];
+                match (self.lacp.as_mut(), self.now) {
+                    (Some(l), Some(now)) if len <= buf.len() && is_slow_protocols(frame) => {
+                        let a = l.handle_pdu(i, &frame[14..], now);
+                        self.apply(a, Some(i), counters);
+                    }
+                    _ => self.slow_ignored += 1,
+                }
+            }
+        }
     }
 
     /// Takes the frames of member `i` from index `start` on out of the

@@ -278,3 +278,52 @@ fn missing_member_is_a_clear_error() {
         Err(PortError::Invalid(_))
     ));
 }
+
+/// A is overloaded: it never reads its members' rings, which B fills with
+/// data; only A's ticks run. LACPDUs reach LACP through the side channel,
+/// so A's members stay in the aggregate for 6 s of (simulated) time, twice
+/// the fast-rate timeout.
+#[test]
+fn lacp_holds_while_the_rings_overflow() {
+    let mut t = BackToBack::new("o", 2, BondMode::Lacp);
+    assert!(
+        t.until(80, |t| all_distributing(&t.a) && all_distributing(&t.b)),
+        "no convergence"
+    );
+    let lacpdus_in = |b: &BondPort| -> u64 {
+        details(b)
+            .members
+            .iter()
+            .map(|m| m.lacp.as_ref().unwrap().lacpdus_in)
+            .sum()
+    };
+    let before = lacpdus_in(&t.a);
+    let frames: Vec<Vec<u8>> = (0..32).map(|p| udp(5000 + p)).collect();
+    let refs: Vec<&[u8]> = frames.iter().map(|f| &f[..]).collect();
+    let mut batch = Batch::new();
+    for _ in 0..60 {
+        t.now += Duration::from_millis(100);
+        t.a.tick(t.now, &mut t.ca);
+        t.a.flush(&mut t.ca);
+        t.b.tick(t.now, &mut t.cb);
+        for _ in 0..20 {
+            t.b.tx_burst(&refs, &mut t.cb);
+            t.b.flush(&mut t.cb);
+        }
+        loop {
+            batch.clear();
+            if t.b.rx_burst(&mut batch, &mut t.cb) == 0 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    t.a.tick(t.now, &mut t.ca);
+    assert!(
+        t.ca.drops(DropReason::RxRingFull) > 0,
+        "A's rings overflowed"
+    );
+    assert!(lacpdus_in(&t.a) >= before + 6, "LACPDUs kept arriving");
+    assert!(all_distributing(&t.a), "{:#?}", details(&t.a));
+    assert!(all_distributing(&t.b), "{:#?}", details(&t.b));
+}

@@ -18,6 +18,7 @@ use super::PortError;
 pub mod epoll;
 pub mod netlink;
 pub mod packet_ring;
+pub mod slow;
 #[cfg(test)]
 pub mod test_util;
 pub mod tun;

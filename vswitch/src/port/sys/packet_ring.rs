@@ -266,6 +266,12 @@ impl PacketRing {
         self.fd.as_raw_fd()
     }
 
+    /// Leaves slow protocols frames out of the rx ring (a bond member's
+    /// side channel takes them).
+    pub fn exclude_slow_protocols(&self) -> SysResult<()> {
+        super::slow::exclude_slow_protocols(&self.fd)
+    }
+
     pub fn geometry(&self) -> RingGeometry {
         self.geo
     }
