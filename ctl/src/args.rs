@@ -78,7 +78,8 @@ pub enum BridgeCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum PortCmd {
-    /// Add a port: type=tap [iface=TAPNAME] | type=afpacket iface=IFNAME.
+    /// Add a port: type=tap [iface=TAPNAME] | type=afpacket iface=IFNAME |
+    /// type=afxdp iface=IFNAME [queues=N] [xdp_mode=native|generic|auto].
     Add {
         bridge: String,
         port: String,

@@ -4,6 +4,7 @@ use crate::control::protocol::Options;
 use crate::fdb::{DEFAULT_AGING_SECS, DEFAULT_MAX_ENTRIES};
 use crate::pipeline::admit::PortPolicy;
 use crate::pipeline::vlan::{parse_vid, VlanMode, VlanSet};
+use crate::port::afxdp::AfXdpConfig;
 use crate::port::bond::BondConfig;
 use crate::port::vxlan::VxlanConfig;
 use crate::port::{validate_ifname, PortKind};
@@ -192,6 +193,8 @@ pub struct PortSpec {
     pub vxlan: Option<VxlanConfig>,
     /// A bond's members and mode.
     pub bond: Option<BondConfig>,
+    /// An afxdp port's queues and XDP mode.
+    pub afxdp: Option<AfXdpConfig>,
 }
 
 /// Options of the VLAN mode and policy, for every port kind.
@@ -265,7 +268,7 @@ impl PortSpec {
         validate_name("port", name)?;
         let kind: PortKind = options
             .get("type")
-            .ok_or("missing option type=tap|afpacket|bond|vxlan")?
+            .ok_or("missing option type=tap|afpacket|afxdp|bond|vxlan")?
             .parse()?;
         if kind == PortKind::Vxlan {
             let mut known: Vec<&str> = vec!["type", "allowed_macs", "max_macs", "storm_pps"];
@@ -280,6 +283,7 @@ impl PortSpec {
                 policy,
                 vxlan: Some(cfg),
                 bond: None,
+                afxdp: None,
             });
         }
         if kind == PortKind::Bond {
@@ -292,9 +296,18 @@ impl PortSpec {
                 policy: parse_policy(options)?,
                 vxlan: None,
                 bond: Some(super::bond::parse(options)?),
+                afxdp: None,
             });
         }
-        reject_unknown(options, Self::KEYS)?;
+        let afxdp = if kind == PortKind::Afxdp {
+            let mut known: Vec<&str> = crate::port::afxdp::config::KEYS.to_vec();
+            known.extend_from_slice(POLICY_KEYS);
+            reject_unknown(options, &known)?;
+            Some(AfXdpConfig::parse(options)?)
+        } else {
+            reject_unknown(options, Self::KEYS)?;
+            None
+        };
         let iface = match (kind, options.get("iface")) {
             (_, Some(i)) => i.clone(),
             (PortKind::Tap, None) => name.to_string(),
@@ -308,6 +321,7 @@ impl PortSpec {
             policy,
             vxlan: None,
             bond: None,
+            afxdp,
         })
     }
 
@@ -536,6 +550,32 @@ mod tests {
         assert!(PortSpec::parse("vx0", &no_underlay)
             .unwrap_err()
             .contains("underlay"));
+    }
+
+    #[test]
+    fn afxdp_ports() {
+        use crate::port::afxdp::XdpMode;
+        let base = [("type", "afxdp"), ("iface", "eth0")];
+        let with = |extra: &[(&str, &str)]| {
+            let mut o = opts(&base);
+            o.extend(opts(extra));
+            PortSpec::parse("x0", &o)
+        };
+        let s = with(&[]).unwrap();
+        assert_eq!((s.kind, s.iface.as_str()), (PortKind::Afxdp, "eth0"));
+        assert_eq!(s.afxdp, Some(AfXdpConfig::default()));
+        let s = with(&[("queues", "2"), ("xdp_mode", "native"), ("access", "5")]).unwrap();
+        let cfg = s.afxdp.unwrap();
+        assert_eq!((cfg.queues, cfg.mode), (2, XdpMode::Native));
+        assert!(with(&[("xdp_mode", "hw")])
+            .unwrap_err()
+            .contains("xdp_mode"));
+        assert!(with(&[("queues", "0")]).unwrap_err().contains("queues"));
+        assert!(with(&[("members", "a")])
+            .unwrap_err()
+            .contains("unknown option"));
+        let afpacket_queues = opts(&[("type", "afpacket"), ("iface", "e"), ("queues", "2")]);
+        assert!(PortSpec::parse("p", &afpacket_queues).is_err());
     }
 
     #[test]

@@ -41,6 +41,7 @@ drop_reasons! {
     RxTruncated => "rx_truncated", "Received frame larger than the port's receive buffer.";
     RxError => "rx_error", "The port's receive call failed with an error other than 'try again'.";
     RxRingFull => "rx_ring_full", "The kernel dropped a received frame because the port's receive ring was full (the datapath fell behind).";
+    XdpRxDropped => "xdp_rx_dropped", "The kernel dropped a frame for an AF_XDP port: no free buffer on the fill ring, or larger than a UMEM frame.";
     Runt => "runt", "Frame shorter than an Ethernet header (or a truncated 802.1Q tag).";
     InvalidSourceMac => "invalid_src_mac", "Source MAC is multicast, broadcast or all-zero.";
     ReservedMulticast => "reserved_multicast", "Link-local frame (01:80:c2:00:00:0x: STP, LACP, 802.1X, LLDP) a bridge must not forward.";

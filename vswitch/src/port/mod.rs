@@ -19,6 +19,7 @@ use crate::pipeline::counters::PortCounters;
 use crate::wire::vnet::VnetHdr;
 
 pub mod afpacket;
+pub mod afxdp;
 pub mod bond;
 pub mod loopback;
 pub mod sys;
@@ -31,6 +32,7 @@ pub mod vxlan;
 pub enum PortKind {
     Tap,
     Afpacket,
+    Afxdp,
     Vxlan,
     Bond,
     Loopback,
@@ -41,6 +43,7 @@ impl PortKind {
         match self {
             PortKind::Tap => "tap",
             PortKind::Afpacket => "afpacket",
+            PortKind::Afxdp => "afxdp",
             PortKind::Vxlan => "vxlan",
             PortKind::Bond => "bond",
             PortKind::Loopback => "loopback",
@@ -54,10 +57,11 @@ impl std::str::FromStr for PortKind {
         match s {
             "tap" => Ok(PortKind::Tap),
             "afpacket" => Ok(PortKind::Afpacket),
+            "afxdp" => Ok(PortKind::Afxdp),
             "vxlan" => Ok(PortKind::Vxlan),
             "bond" => Ok(PortKind::Bond),
             other => Err(format!(
-                "unknown port type {other:?}: expected tap, afpacket, bond or vxlan"
+                "unknown port type {other:?}: expected tap, afpacket, afxdp, bond or vxlan"
             )),
         }
     }
@@ -226,6 +230,10 @@ pub fn open(name: &str, spec: &crate::config::PortSpec) -> Result<Box<dyn Port>,
     match (spec.kind, &spec.bond, &spec.vxlan) {
         (PortKind::Tap, _, _) => Ok(Box::new(tap::TapPort::open(iface)?)),
         (PortKind::Afpacket, _, _) => Ok(Box::new(afpacket::AfPacketPort::open(iface)?)),
+        (PortKind::Afxdp, _, _) => {
+            let cfg = spec.afxdp.unwrap_or_default();
+            Ok(Box::new(afxdp::AfXdpPort::open(iface, &cfg)?))
+        }
         (PortKind::Bond, Some(cfg), _) => {
             validate_ifname(iface)?;
             Ok(Box::new(bond::BondPort::open(iface, cfg)?))
@@ -255,6 +263,7 @@ mod tests {
     fn kinds_parse() {
         assert_eq!("tap".parse::<PortKind>().unwrap(), PortKind::Tap);
         assert_eq!("afpacket".parse::<PortKind>().unwrap(), PortKind::Afpacket);
+        assert_eq!("afxdp".parse::<PortKind>().unwrap(), PortKind::Afxdp);
         assert!("loopback".parse::<PortKind>().is_err());
         assert!("geneve".parse::<PortKind>().unwrap_err().contains("geneve"));
         assert_eq!("bond".parse::<PortKind>().unwrap(), PortKind::Bond);

@@ -15,6 +15,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use super::PortError;
 
+pub mod bpf;
 pub mod epoll;
 pub mod netlink;
 pub mod packet_ring;
@@ -22,6 +23,8 @@ pub mod slow;
 #[cfg(test)]
 pub mod test_util;
 pub mod tun;
+pub mod xdp;
+pub mod xsk_ring;
 
 /// A failed setup step: what was being done, and the kernel's answer.
 #[derive(Debug)]
