@@ -213,3 +213,33 @@ fn tcp_into_vxlan_is_segmented_in_software() {
         assert_eq!(vx["drops"][reason], 0, "{reason}: {vx}");
     }
 }
+
+/// An AF_XDP port takes no offload requests: GSO frames from an afpacket
+/// host are cut and checksummed in software on their way to it, and its
+/// own receive side repairs the partial checksums of its host.
+#[test]
+fn tcp_between_afpacket_and_afxdp_ports_with_offloads_on() {
+    let d = Daemon::start("offl-xdp");
+    let a = Host::veth("offlxa", "10.96.0.1/24");
+    let b = Host::veth("offlxb", "10.96.0.2/24");
+    d.ctl(&["bridge", "add", "br0"]);
+    a.attach(&d, "br0", "pa");
+    let iface = format!("iface={}", b.root_if());
+    d.ctl(&["port", "add", "br0", "pb", "type=afxdp", &iface]);
+    assert_offloads_on(&a);
+    wait_for(Duration::from_secs(10), "pings across", || {
+        (a.ping(&b, 1).received == 1).then_some(())
+    });
+    let (mbps, _) = iperf(&a, &b, 3, None);
+    eprintln!("TCP afpacket -> afxdp, offloads on: {mbps:.0} Mbit/s");
+    assert!(mbps > 100.0, "TCP carried {mbps} Mbit/s");
+    let (mbps, _) = iperf(&b, &a, 3, None);
+    eprintln!("TCP afxdp -> afpacket, offloads on: {mbps:.0} Mbit/s");
+    assert!(mbps > 100.0, "TCP carried {mbps} Mbit/s");
+    for port in ["pa", "pb"] {
+        let drops = drops(&d, port);
+        for reason in ["offload_invalid", "offload_unsupported", "tx_too_big"] {
+            assert_eq!(drops[reason], 0, "{port} {reason}: {drops}");
+        }
+    }
+}
