@@ -52,6 +52,14 @@ pub enum Cmd {
         /// Only this port.
         port: Option<String>,
     },
+    /// Run a synthetic frame through a bridge, with no side effects, and
+    /// show each stage's decision: in_port=PORT and either src=MAC dst=MAC
+    /// [vlan=N] [ethertype=0xNNNN] or hex=FRAME.
+    Trace {
+        bridge: String,
+        /// in_port=PORT src=MAC dst=MAC [vlan=N] [ethertype=0xNNNN] | hex=FRAME
+        options: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -265,6 +273,7 @@ pub fn to_request(cmd: &Cmd) -> anyhow::Result<Request> {
             },
         },
         Cmd::Stats { port } => Request::Stats { port: port.clone() },
+        Cmd::Trace { bridge, options } => crate::trace::request(bridge, options)?,
         // vxlan show reads the port list first; see vxlan.rs.
         Cmd::Vxlan(VxlanCmd::Show { .. }) => Request::PortList { bridge: None },
         // Several requests each: run by `bond::bond_show` / `lacp_show`.

@@ -8,6 +8,7 @@ mod args;
 mod bond;
 mod client;
 mod render;
+mod trace;
 mod vxlan;
 
 use clap::Parser;

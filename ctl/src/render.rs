@@ -54,6 +54,7 @@ pub fn render(cmd: &Cmd, data: serde_json::Value, json: bool) -> anyhow::Result<
         return Ok(serde_json::to_string_pretty(&data)?);
     }
     Ok(match cmd {
+        Cmd::Trace { .. } => crate::trace::render(data)?,
         Cmd::Bridge(BridgeCmd::List) => {
             let rows: Vec<BridgeInfo> = decode(data)?;
             table(

@@ -20,6 +20,7 @@ use crate::wire::MacAddr;
 type Outcome = Result<Reply, String>;
 
 mod ports;
+mod trace;
 
 pub struct Executor {
     config: Config,
@@ -144,6 +145,39 @@ impl Executor {
                 .map(|()| Reply::done())
                 .map_err(|e| e.to_string()),
             Request::Stats { port } => self.stats(port).await,
+            Request::Trace {
+                bridge,
+                in_port,
+                vlan,
+                src,
+                dst,
+                ethertype,
+                hex,
+            } => {
+                let fields =
+                    vlan.is_some() || ethertype.is_some() || src.is_some() || dst.is_some();
+                let frame = match hex {
+                    Some(_) if fields => Err(
+                        "hex=FRAME cannot be combined with src, dst, vlan or ethertype".to_string(),
+                    ),
+                    Some(hex) => trace::frame_from_hex(&hex),
+                    None => trace::frame_from_fields(vlan, src, dst, ethertype),
+                };
+                match frame {
+                    Err(e) => Err(e),
+                    Ok(frame) => self
+                        .datapath
+                        .call(|reply| Command::Trace {
+                            bridge,
+                            in_port,
+                            frame,
+                            reply,
+                        })
+                        .await
+                        .map(|r| Reply::ok(&r))
+                        .map_err(|e| e.to_string()),
+                }
+            }
         };
         outcome.unwrap_or_else(Reply::Error)
     }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::wire::MacAddr;
 
 pub use crate::pipeline::counters::PortStatsReport;
+pub use crate::pipeline::trace::{TraceOutput, TraceReport, TraceStage};
 
 /// Longest request line the server reads; longer ones get an error.
 pub const MAX_REQUEST_LEN: usize = 64 * 1024;
@@ -96,6 +97,23 @@ pub enum Request {
     Stats {
         #[serde(default)]
         port: Option<String>,
+    },
+    /// A synthetic frame through a bridge's pipeline, with no side effects:
+    /// either `hex` (the whole frame) or `src` and `dst` (and optionally
+    /// `vlan`, a tag, and `ethertype`, default 0x0800).
+    Trace {
+        bridge: String,
+        in_port: String,
+        #[serde(default)]
+        vlan: Option<u16>,
+        #[serde(default)]
+        src: Option<MacAddr>,
+        #[serde(default)]
+        dst: Option<MacAddr>,
+        #[serde(default)]
+        ethertype: Option<u16>,
+        #[serde(default)]
+        hex: Option<String>,
     },
 }
 

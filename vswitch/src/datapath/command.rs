@@ -113,6 +113,14 @@ pub enum Command {
     Stats {
         reply: Reply<Vec<PortStatsReport>>,
     },
+    /// `frame` through `bridge` as if received on `in_port`, changing
+    /// nothing.
+    Trace {
+        bridge: String,
+        in_port: String,
+        frame: Vec<u8>,
+        reply: Reply<crate::pipeline::trace::TraceReport>,
+    },
     /// What the port's backend reports of itself (`Port::details`).
     PortDetails {
         name: String,

@@ -145,6 +145,27 @@ impl Fdb {
         self.table.get(&key(vlan, mac)).copied()
     }
 
+    /// What `learn` would do with these arguments, changing nothing (for
+    /// `vsctl trace`). Kept beside `learn`, in the same order of checks.
+    pub fn predict_learn(
+        &self,
+        vlan: u16,
+        mac: MacAddr,
+        port: PortId,
+        port_limit: u32,
+    ) -> LearnOutcome {
+        let at_limit = self.learned_on(port) >= port_limit;
+        match self.table.get(&key(vlan, mac)) {
+            Some(e) if e.port == port => LearnOutcome::Refreshed,
+            Some(e) if e.is_static => LearnOutcome::StaticConflict,
+            Some(_) if at_limit => LearnOutcome::PortLimit,
+            Some(e) => LearnOutcome::Moved { from: e.port },
+            None if at_limit => LearnOutcome::PortLimit,
+            None if self.table.len() >= self.max_entries => LearnOutcome::Refused,
+            None => LearnOutcome::Learned,
+        }
+    }
+
     /// Records that `mac` was seen on `port` in `vlan` at `now`. `port_limit`
     /// is how many learned MACs `port` may have (`u32::MAX`: no limit).
     #[inline]

@@ -48,6 +48,12 @@ impl StormBucket {
         }
     }
 
+    /// Whether `allow` would let a frame through now, changing nothing.
+    pub fn would_allow(&self, now: Duration) -> bool {
+        let elapsed = (now.as_nanos() as u64).saturating_sub(self.last_ns);
+        (self.credit_ns + elapsed).min(BURST_NS) >= self.cost_ns
+    }
+
     /// Takes one frame's worth of credit if there is enough.
     #[inline]
     pub fn allow(&mut self, now: Duration) -> bool {

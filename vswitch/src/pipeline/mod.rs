@@ -12,6 +12,7 @@ pub mod counters;
 pub mod forward;
 pub mod input;
 pub mod output;
+pub mod trace;
 pub mod vlan;
 
 use std::time::Duration;

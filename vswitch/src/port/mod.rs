@@ -186,6 +186,16 @@ pub trait Tunnel {
     /// them and clears the batch.
     fn outbound(&mut self) -> &mut Batch;
 
+    /// The VNI that carries VLAN `vlan`, if the tunnel carries it.
+    fn vni_of(&self, _vlan: u16) -> Option<u32> {
+        None
+    }
+
+    /// Every remote VTEP a flooded frame is copied to.
+    fn flood_remotes(&self) -> Vec<std::net::Ipv4Addr> {
+        Vec::new()
+    }
+
     /// The remote VTEP a MAC of VLAN `vlan` was learned from (or pinned to).
     fn remote_of(&self, vlan: u16, mac: crate::wire::MacAddr) -> Option<std::net::Ipv4Addr>;
 

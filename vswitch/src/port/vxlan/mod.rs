@@ -571,6 +571,14 @@ impl Tunnel for VxlanPort {
         &mut self.outbound
     }
 
+    fn vni_of(&self, vlan: u16) -> Option<u32> {
+        self.cfg.vni_of_vlan(vlan)
+    }
+
+    fn flood_remotes(&self) -> Vec<Ipv4Addr> {
+        self.cfg.remotes.clone()
+    }
+
     fn remote_of(&self, vlan: u16, mac: MacAddr) -> Option<Ipv4Addr> {
         let vni = self.cfg.vni_of_vlan(vlan)?;
         self.macs.get(&(vni, mac)).map(|e| e.remote)
