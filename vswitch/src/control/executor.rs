@@ -19,6 +19,7 @@ use crate::wire::MacAddr;
 
 type Outcome = Result<Reply, String>;
 
+mod apply;
 mod ports;
 
 pub struct Executor {
@@ -144,6 +145,9 @@ impl Executor {
                 .map(|()| Reply::done())
                 .map_err(|e| e.to_string()),
             Request::Stats { port } => self.stats(port).await,
+            Request::Apply { config, dry_run } => self.apply(config, dry_run).await,
+            Request::Export => self.export(),
+            Request::IfaceList => self.iface_list().await,
         };
         outcome.unwrap_or_else(Reply::Error)
     }
