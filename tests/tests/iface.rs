@@ -93,4 +93,26 @@ fn lists_interfaces_with_their_users() {
         line.contains("bond0 (member)") && line.contains("br0"),
         "{line}"
     );
+
+    // docs/ctl.md shows this table's header and a JSON row with the same keys.
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/ctl.md"),
+    )
+    .expect("docs/ctl.md");
+    let words: Vec<&str> = header.split_whitespace().collect();
+    assert!(
+        doc.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == words),
+        "docs/ctl.md lacks the iface list header {header:?}"
+    );
+    let keys: Vec<&String> = pa.as_object().unwrap().keys().collect();
+    let section = &doc[doc
+        .find("## Host interfaces")
+        .expect("Host interfaces section")..];
+    for k in keys {
+        assert!(
+            section.contains(&format!("\"{k}\":")),
+            "docs/ctl.md's iface list JSON lacks {k:?}"
+        );
+    }
 }
