@@ -60,6 +60,26 @@ pub enum Cmd {
         /// in_port=PORT src=MAC dst=MAC [vlan=N] [ethertype=0xNNNN] | hex=FRAME
         options: Vec<String>,
     },
+    /// Make the switch run the whole configuration in FILE (JSON or YAML, see docs/config.md;
+    /// `-` reads standard input): only what differs changes, unchanged ports keep forwarding.
+    Apply {
+        file: PathBuf,
+        /// Print the plan, one step per line, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the running configuration in the format `apply` takes (JSON, or YAML).
+    Export {
+        /// YAML instead of JSON.
+        #[arg(long)]
+        yaml: bool,
+    },
+    /// The host's network interfaces.
+    #[command(subcommand)]
+    Iface(crate::iface::IfaceCmd),
+    /// Shell completions and man pages, for packaging.
+    #[command(subcommand, hide = true)]
+    Generate(crate::generate::GenerateCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -278,6 +298,10 @@ pub fn to_request(cmd: &Cmd) -> anyhow::Result<Request> {
         Cmd::Vxlan(VxlanCmd::Show { .. }) => Request::PortList { bridge: None },
         // Several requests each: run by `bond::bond_show` / `lacp_show`.
         Cmd::Bond(_) | Cmd::Lacp(_) => bail!("bond and lacp commands are not one request"),
+        // Run by `apply.rs`, `iface.rs`, `generate.rs`.
+        Cmd::Apply { .. } | Cmd::Export { .. } | Cmd::Iface(_) | Cmd::Generate(_) => {
+            bail!("apply, export, iface and generate are run on their own")
+        }
     })
 }
 

@@ -4,9 +4,12 @@
 //! line, and prints the reply as a table (or as JSON with `--json`). Any
 //! error exits non-zero with a message on stderr.
 
+mod apply;
 mod args;
 mod bond;
 mod client;
+mod generate;
+mod iface;
 mod render;
 mod trace;
 mod vxlan;
@@ -44,6 +47,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<String> {
         Cmd::Lacp(bond::LacpCmd::Show { port }) => {
             return bond::lacp_show(&cli.socket, port.as_deref(), cli.json)
         }
+        Cmd::Apply { file, dry_run } => return apply::apply(&cli.socket, file, *dry_run, cli.json),
+        Cmd::Export { yaml } => return apply::export(&cli.socket, *yaml),
+        Cmd::Iface(iface::IfaceCmd::List) => return iface::list(&cli.socket, cli.json),
+        Cmd::Generate(g) => return generate::run(g),
         _ => {}
     }
     let request = args::to_request(&cli.command)?;

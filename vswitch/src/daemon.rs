@@ -13,6 +13,8 @@ use crate::control::executor::Executor;
 use crate::control::server;
 use crate::datapath::DatapathHandle;
 
+mod notify;
+
 pub const DEFAULT_SOCKET: &str = "/run/vswitch/vswitchd.sock";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/vswitch";
 
@@ -35,10 +37,41 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub control_idle_timeout: u64,
+    /// Check a configuration file (JSON or YAML, the schema `vsctl apply`
+    /// takes) and exit: 0 if valid, 1 with the problem named. Starts no
+    /// daemon and changes nothing.
+    #[arg(long, value_name = "FILE")]
+    pub check_config: Option<PathBuf>,
+}
+
+/// `vswitchd --check-config FILE`: the message to print and whether the
+/// file is valid.
+pub fn check_config(path: &std::path::Path) -> Result<String, String> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
+    let config = crate::config::apply::parse(&text).map_err(|e| format!("{shown}: {e}"))?;
+    crate::config::apply::validate(&config).map_err(|e| format!("{shown}: {e}"))?;
+    let ports: usize = config.bridges.iter().map(|b| b.ports.len()).sum();
+    Ok(format!(
+        "{shown}: valid ({} bridges, {ports} ports)",
+        config.bridges.len()
+    ))
 }
 
 pub fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(path) = &args.check_config {
+        match check_config(path) {
+            Ok(msg) => {
+                println!("{msg}");
+                return Ok(());
+            }
+            Err(msg) => {
+                eprintln!("vswitchd: invalid configuration: {msg}");
+                std::process::exit(1);
+            }
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -82,6 +115,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .context("restoring the configuration")?;
         let executor = Arc::new(tokio::sync::Mutex::new(executor));
         tracing::info!(socket = %args.socket.display(), "vswitchd ready");
+        // Bound, listening and restored: clients are served from here on.
+        notify::notify("READY=1\nSTATUS=serving the control socket");
 
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
@@ -89,6 +124,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             _ = term.recv() => tracing::info!("SIGTERM: stopping"),
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
         }
+        notify::notify("STOPPING=1");
         let _ = std::fs::remove_file(&args.socket);
         executor.lock().await.datapath_mut().shutdown();
         anyhow::Ok(())

@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod datapath;
 pub mod fdb;
 pub mod fuzzing;
+pub mod hostnic;
 pub mod lacp;
 pub mod packet;
 pub mod pipeline;

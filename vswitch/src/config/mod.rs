@@ -5,7 +5,9 @@
 //! parsers the control requests use, so a restored switch is configured by
 //! the same rules as a live one.
 
+pub mod apply;
 mod bond;
+pub mod plan;
 mod spec;
 mod vxlan;
 

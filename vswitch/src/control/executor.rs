@@ -19,6 +19,7 @@ use crate::wire::MacAddr;
 
 type Outcome = Result<Reply, String>;
 
+mod apply;
 mod ports;
 mod trace;
 
@@ -178,6 +179,9 @@ impl Executor {
                         .map_err(|e| e.to_string()),
                 }
             }
+            Request::Apply { config, dry_run } => self.apply(config, dry_run).await,
+            Request::Export => self.export(),
+            Request::IfaceList => self.iface_list().await,
         };
         outcome.unwrap_or_else(Reply::Error)
     }

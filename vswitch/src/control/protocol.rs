@@ -115,6 +115,17 @@ pub enum Request {
         #[serde(default)]
         hex: Option<String>,
     },
+    /// Makes the whole configuration `config` (see `docs/config.md`),
+    /// changing only what differs; with `dry_run`, only says how.
+    Apply {
+        config: crate::config::Config,
+        #[serde(default)]
+        dry_run: bool,
+    },
+    /// The running configuration, in the schema `apply` takes.
+    Export,
+    /// The host's network interfaces and what of the switch uses each.
+    IfaceList,
 }
 
 /// A reply: exactly one of `ok` (with the verb's data) or `error`.
@@ -187,6 +198,47 @@ pub struct PortDetails {
     pub info: PortInfo,
     #[serde(default)]
     pub details: Option<serde_json::Value>,
+}
+
+/// One step of an `apply` plan: the `vsctl` command line that does the
+/// same, and the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanStep {
+    pub step: String,
+    pub request: Request,
+}
+
+/// One row of `iface_list`: a network interface of the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostIface {
+    pub name: String,
+    pub index: u32,
+    /// The link kind the kernel reports (`veth`, `tun`, `bridge`...), or
+    /// `device` for a plain NIC.
+    pub kind: String,
+    /// Administratively up.
+    pub admin_up: bool,
+    /// Has carrier (IFF_LOWER_UP).
+    pub carrier: bool,
+    /// The kernel's operational state (`up`, `down`, `unknown`...).
+    pub oper_state: String,
+    pub mtu: u32,
+    #[serde(default)]
+    pub mac: Option<String>,
+    /// Link speed in Mb/s, where the driver reports one.
+    #[serde(default)]
+    pub speed_mbps: Option<u32>,
+    #[serde(default)]
+    pub driver: Option<String>,
+    /// The bridge and port of the switch that use the interface.
+    #[serde(default)]
+    pub bridge: Option<String>,
+    #[serde(default)]
+    pub port: Option<String>,
+    /// How the port uses it: `iface` (its interface, or a tap it made) or
+    /// `bond member`.
+    #[serde(default)]
+    pub role: Option<String>,
 }
 
 /// Whether a table entry was configured or learned.
