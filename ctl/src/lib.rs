@@ -7,6 +7,7 @@
 mod args;
 mod bond;
 mod client;
+mod metrics;
 mod render;
 mod vxlan;
 
@@ -43,6 +44,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<String> {
         Cmd::Lacp(bond::LacpCmd::Show { port }) => {
             return bond::lacp_show(&cli.socket, port.as_deref(), cli.json)
         }
+        Cmd::Metrics => return metrics::show(&cli.socket, cli.json),
         _ => {}
     }
     let request = args::to_request(&cli.command)?;

@@ -35,6 +35,10 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub control_idle_timeout: u64,
+    /// Serve Prometheus metrics on http://ADDR:PORT/metrics (off unless
+    /// given; port 0 picks a free port, logged at start).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 pub fn main() -> anyhow::Result<()> {
@@ -75,12 +79,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // before it touches any interface.
         let listener = server::bind(&args.socket, access)
             .with_context(|| format!("binding control socket {}", args.socket.display()))?;
+        let metrics = match args.metrics_listen {
+            Some(addr) => Some(
+                crate::metrics::http::bind(addr)
+                    .await
+                    .with_context(|| format!("binding --metrics-listen {addr}"))?,
+            ),
+            None => None,
+        };
         let state_dir = args.state_dir.clone();
         let executor =
             tokio::task::spawn_blocking(move || Executor::restore(config, state_dir, datapath))
                 .await
                 .context("restoring the configuration")?;
         let executor = Arc::new(tokio::sync::Mutex::new(executor));
+        if let Some(listener) = metrics {
+            let addr = listener.local_addr()?;
+            tracing::info!("metrics listening on http://{addr}/metrics");
+            tokio::spawn(crate::metrics::http::serve(listener, executor.clone()));
+        }
         tracing::info!(socket = %args.socket.display(), "vswitchd ready");
 
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

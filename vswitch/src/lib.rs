@@ -11,6 +11,7 @@ pub mod datapath;
 pub mod fdb;
 pub mod fuzzing;
 pub mod lacp;
+pub mod metrics;
 pub mod packet;
 pub mod pipeline;
 pub mod port;

@@ -97,6 +97,8 @@ pub enum Request {
         #[serde(default)]
         port: Option<String>,
     },
+    /// Every metric in the Prometheus text format; the reply is one string.
+    Metrics,
 }
 
 /// A reply: exactly one of `ok` (with the verb's data) or `error`.
@@ -223,6 +225,7 @@ mod tests {
                 remote: None,
             },
             Request::Stats { port: None },
+            Request::Metrics,
         ];
         for r in reqs {
             let line = serde_json::to_string(&r).unwrap();
