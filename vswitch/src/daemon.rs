@@ -75,10 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("starting the control runtime")?;
     let result = runtime.block_on(async {
-        // Bind before restoring so a second daemon on the same socket fails
-        // before it touches any interface.
-        let listener = server::bind(&args.socket, access)
-            .with_context(|| format!("binding control socket {}", args.socket.display()))?;
+        // The metrics port first: failing there leaves no socket file.
         let metrics = match args.metrics_listen {
             Some(addr) => Some(
                 crate::metrics::http::bind(addr)
@@ -87,6 +84,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ),
             None => None,
         };
+        // Bind before restoring so a second daemon on the same socket fails
+        // before it touches any interface.
+        let listener = server::bind(&args.socket, access)
+            .with_context(|| format!("binding control socket {}", args.socket.display()))?;
         let state_dir = args.state_dir.clone();
         let executor =
             tokio::task::spawn_blocking(move || Executor::restore(config, state_dir, datapath))
