@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use vswitch_tests::{bin, entries_of, run, seq, wait_for, CmdOutput, Daemon, Host};
+use vswitch_tests::{bin, entries_of, run, seq, wait_for, Cable, CmdOutput, Daemon, Host};
 
 const BR: &str = "br0";
 const CURL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -329,4 +329,99 @@ fn the_listener_is_off_by_default_and_vsctl_metrics_needs_none() {
         "{text}"
     );
     promtool_check(text);
+}
+
+#[test]
+fn bond_and_vxlan_state_as_port_show_reports_it() {
+    let (d, addr) = start("metrics-bondvx");
+    d.ctl(&["bridge", "add", BR]);
+    let cables = [Cable::new(), Cable::new()];
+    let members = format!("members={},{}", cables[0].a, cables[1].a);
+    let primary = format!("primary={}", cables[0].a);
+    d.ctl(&[
+        "port",
+        "add",
+        BR,
+        "bond0",
+        "type=bond",
+        &members,
+        "mode=active-backup",
+        &primary,
+    ]);
+    let under = Host::veth("mbvu", "10.77.61.1/24");
+    d.ctl(&["bridge", "add", "ul"]);
+    under.attach(&d, "ul", "up0");
+    d.ctl(&[
+        "port",
+        "add",
+        BR,
+        "vx0",
+        "type=vxlan",
+        "local=10.77.61.2",
+        "remote=10.77.61.1,10.77.61.3",
+        "vni=42",
+        "underlay=up0",
+    ]);
+    d.wait_ports_up(Duration::from_secs(10));
+    wait_for(
+        Duration::from_secs(5),
+        "the primary to become active",
+        || {
+            let b = d.ctl(&["port", "show", "bond0"])["details"].clone();
+            (b["active"] == cables[0].a.as_str()).then_some(())
+        },
+    );
+
+    let text = scrape(addr);
+    promtool_check(&text);
+    for (i, c) in cables.iter().enumerate() {
+        let l = [("bond", "bond0"), ("member", c.a.as_str())];
+        assert_eq!(
+            must_sample(&text, "vswitch_bond_member_up", &l),
+            1,
+            "{text}"
+        );
+        assert_eq!(
+            must_sample(&text, "vswitch_bond_member_active", &l),
+            u64::from(i == 0),
+            "{text}"
+        );
+        assert_eq!(
+            must_sample(&text, "vswitch_bond_member_distributing", &l),
+            u64::from(i == 0),
+            "{text}"
+        );
+    }
+    let bond = d.ctl(&["port", "show", "bond0"])["details"].clone();
+    assert_eq!(
+        must_sample(&text, "vswitch_bond_failovers_total", &[("bond", "bond0")]),
+        bond["failovers"].as_u64().unwrap(),
+        "{bond:#}"
+    );
+    // Per remote, the counters `vxlan show` has (the VTEP's ARP toward the remotes is real
+    // traffic, so compare with a `port show` taken right after the scrape, and allow for it).
+    let vx = d.ctl(&["port", "show", "vx0"])["details"]["vxlan"].clone();
+    for r in vx["remotes"].as_array().expect("remotes") {
+        let remote = r["remote"].as_str().unwrap();
+        let l = [("port", "vx0"), ("remote", remote)];
+        for field in ["rx_packets", "tx_packets"] {
+            let scraped = must_sample(&text, &format!("vswitch_vxlan_remote_{field}_total"), &l);
+            assert!(
+                scraped <= r[field].as_u64().unwrap(),
+                "{remote} {field}: {r}"
+            );
+        }
+        let resolved = must_sample(&text, "vswitch_vxlan_remote_resolved", &l);
+        assert!(resolved <= 1, "{text}");
+    }
+    // The underlay host answers ARP for 10.77.61.1; nobody is 10.77.61.3.
+    wait_for(Duration::from_secs(5), "remote 10.77.61.1 resolved", || {
+        let text = scrape(addr);
+        let l = |r| [("port", "vx0"), ("remote", r)];
+        let one = sample(&text, "vswitch_vxlan_remote_resolved", &l("10.77.61.1"));
+        let three = sample(&text, "vswitch_vxlan_remote_resolved", &l("10.77.61.3"));
+        (one == Some(1.0) && three == Some(0.0)).then_some(())
+    });
+    assert_eq!(vx["remotes"].as_array().unwrap().len(), 2, "{vx:#}");
+    assert!(sample(&text, "vswitch_vxlan_remote_macs", &[("port", "vx0")]).is_some());
 }
