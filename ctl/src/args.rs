@@ -80,6 +80,8 @@ pub enum Cmd {
     /// Shell completions and man pages, for packaging.
     #[command(subcommand, hide = true)]
     Generate(crate::generate::GenerateCmd),
+    /// Every metric in the Prometheus text format (what --metrics-listen serves).
+    Metrics,
 }
 
 #[derive(Debug, Subcommand)]
@@ -294,6 +296,7 @@ pub fn to_request(cmd: &Cmd) -> anyhow::Result<Request> {
         },
         Cmd::Stats { port } => Request::Stats { port: port.clone() },
         Cmd::Trace { bridge, options } => crate::trace::request(bridge, options)?,
+        Cmd::Metrics => Request::Metrics,
         // vxlan show reads the port list first; see vxlan.rs.
         Cmd::Vxlan(VxlanCmd::Show { .. }) => Request::PortList { bridge: None },
         // Several requests each: run by `bond::bond_show` / `lacp_show`.
@@ -335,6 +338,7 @@ mod tests {
             }
         );
         assert_eq!(req(&["stats"]).unwrap(), Request::Stats { port: None });
+        assert_eq!(req(&["metrics"]).unwrap(), Request::Metrics);
         assert_eq!(
             req(&["fdb", "show", "br0", "vlan=10"]).unwrap(),
             Request::FdbShow {

@@ -10,6 +10,7 @@ mod bond;
 mod client;
 mod generate;
 mod iface;
+mod metrics;
 mod render;
 mod trace;
 mod vxlan;
@@ -51,6 +52,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<String> {
         Cmd::Export { yaml } => return apply::export(&cli.socket, *yaml),
         Cmd::Iface(iface::IfaceCmd::List) => return iface::list(&cli.socket, cli.json),
         Cmd::Generate(g) => return generate::run(g),
+        Cmd::Metrics => return metrics::show(&cli.socket, cli.json),
         _ => {}
     }
     let request = args::to_request(&cli.command)?;

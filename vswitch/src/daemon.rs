@@ -37,6 +37,10 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub control_idle_timeout: u64,
+    /// Serve Prometheus metrics on http://ADDR:PORT/metrics (off unless
+    /// given; port 0 picks a free port, logged at start).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Check a configuration file (JSON or YAML, the schema `vsctl apply`
     /// takes) and exit: 0 if valid, 1 with the problem named. Starts no
     /// daemon and changes nothing.
@@ -104,6 +108,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("starting the control runtime")?;
     let result = runtime.block_on(async {
+        // The metrics port first: failing there leaves no socket file.
+        let metrics = match args.metrics_listen {
+            Some(addr) => Some(
+                crate::metrics::http::bind(addr)
+                    .await
+                    .with_context(|| format!("binding --metrics-listen {addr}"))?,
+            ),
+            None => None,
+        };
         // Bind before restoring so a second daemon on the same socket fails
         // before it touches any interface.
         let listener = server::bind(&args.socket, access)
@@ -114,6 +127,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .await
                 .context("restoring the configuration")?;
         let executor = Arc::new(tokio::sync::Mutex::new(executor));
+        if let Some(listener) = metrics {
+            let addr = listener.local_addr()?;
+            tracing::info!("metrics listening on http://{addr}/metrics");
+            tokio::spawn(crate::metrics::http::serve(listener, executor.clone()));
+        }
         tracing::info!(socket = %args.socket.display(), "vswitchd ready");
         // Bound, listening and restored: clients are served from here on.
         notify::notify("READY=1\nSTATUS=serving the control socket");

@@ -12,6 +12,7 @@ pub mod fdb;
 pub mod fuzzing;
 pub mod hostnic;
 pub mod lacp;
+pub mod metrics;
 pub mod packet;
 pub mod pipeline;
 pub mod port;

@@ -182,6 +182,7 @@ impl Executor {
             Request::Apply { config, dry_run } => self.apply(config, dry_run).await,
             Request::Export => self.export(),
             Request::IfaceList => self.iface_list().await,
+            Request::Metrics => self.metrics_text().await.map(|text| Reply::ok(&text)),
         };
         outcome.unwrap_or_else(Reply::Error)
     }
@@ -419,6 +420,26 @@ impl Executor {
         })
         .await?;
         Ok(Reply::done())
+    }
+
+    /// Every metric as Prometheus text (`vsctl metrics`, `GET /metrics`):
+    /// the running ports' counters and the state of the bonds and VTEPs
+    /// among them, from the same replies as `stats` and `port show`.
+    pub async fn metrics_text(&self) -> Result<String, String> {
+        let ports: Vec<(String, String)> = (self.config.bridges.iter())
+            .flat_map(|b| &b.ports)
+            .filter(|p| !self.not_running.contains_key(&p.name))
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    p.options.get("type").cloned().unwrap_or_default(),
+                )
+            })
+            .collect();
+        let snap = crate::metrics::gather(&self.datapath, &ports)
+            .await
+            .map_err(|e| e.to_string())?;
+        crate::metrics::encode(&snap).map_err(|e| format!("encoding metrics: {e}"))
     }
 
     async fn stats(&mut self, port: Option<String>) -> Outcome {

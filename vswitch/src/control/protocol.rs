@@ -126,6 +126,8 @@ pub enum Request {
     Export,
     /// The host's network interfaces and what of the switch uses each.
     IfaceList,
+    /// Every metric in the Prometheus text format; the reply is one string.
+    Metrics,
 }
 
 /// A reply: exactly one of `ok` (with the verb's data) or `error`.
@@ -293,6 +295,7 @@ mod tests {
                 remote: None,
             },
             Request::Stats { port: None },
+            Request::Metrics,
         ];
         for r in reqs {
             let line = serde_json::to_string(&r).unwrap();

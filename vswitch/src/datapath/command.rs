@@ -126,5 +126,11 @@ pub enum Command {
         name: String,
         reply: Reply<Option<serde_json::Value>>,
     },
+    /// The poll loop's own figures and the tables' entries per VLAN, for
+    /// metrics (the other figures come from `Stats`, `Bridges` and
+    /// `PortDetails`).
+    Metrics {
+        reply: Reply<crate::metrics::DatapathMetrics>,
+    },
     Shutdown,
 }

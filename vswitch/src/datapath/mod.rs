@@ -64,6 +64,7 @@ impl Worker {
         loop {
             let now = self.start.elapsed();
             let frames = self.switch.poll_once(&mut self.batch, now);
+            self.switch.loop_counters.count_iteration(frames);
             if frames > 0 {
                 last_work = Instant::now();
             }
@@ -83,6 +84,7 @@ impl Worker {
                     .max(Duration::from_millis(1));
                 // Interrupted waits and spurious wake-ups just mean one more
                 // pass of the loop.
+                self.switch.loop_counters.count_sleep();
                 let _ = self.poll.poll(&mut events, Some(timeout));
                 last_work = Instant::now();
                 if !self.drain_commands() {

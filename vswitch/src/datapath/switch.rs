@@ -8,6 +8,7 @@ use mio::{Interest, Registry, Token};
 use super::command::{BridgeState, Command, DatapathError};
 use crate::control::protocol::{FdbEntryInfo, FdbEntryKind, PortStatsReport};
 use crate::fdb::{Fdb, PortId};
+use crate::metrics::{DatapathMetrics, LoopCounters};
 use crate::packet::Batch;
 use crate::pipeline::admit::PortPolicy;
 use crate::pipeline::counters::PortCounters;
@@ -28,6 +29,8 @@ pub struct Switch {
     tunnels: Vec<(PortId, PortId)>,
     /// Scratch space to move a tunnel's outbound frames to its underlay.
     scratch: Option<Batch>,
+    /// The poll loop's figures (`Worker` counts iterations and sleeps).
+    pub loop_counters: LoopCounters,
 }
 
 fn free_slot<T>(v: &mut Vec<Option<T>>) -> usize {
@@ -58,6 +61,7 @@ impl Switch {
             if n == 0 {
                 continue;
             }
+            self.loop_counters.count_burst(n);
             total += n;
             let bridge_idx = slot.bridge;
             if self.tunnels.iter().any(|(u, _)| *u as usize == id) {
@@ -418,6 +422,18 @@ impl Switch {
                     .port_index(&name)
                     .map(|id| self.ports[id].as_ref().and_then(|p| p.port.details()));
                 let _ = reply.send(r);
+            }
+            Command::Metrics { reply } => {
+                let fdb_entries = self
+                    .bridges
+                    .iter()
+                    .flatten()
+                    .map(|b| (b.name.clone(), b.fdb.entries_per_vlan()))
+                    .collect();
+                let _ = reply.send(Ok(DatapathMetrics {
+                    loop_counters: self.loop_counters,
+                    fdb_entries,
+                }));
             }
             Command::Shutdown => {}
         }

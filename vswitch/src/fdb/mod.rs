@@ -297,6 +297,17 @@ impl Fdb {
         removed
     }
 
+    /// Entries (learned and static) per VLAN, for VLANs that have any.
+    /// Walks the whole table: for replies to the control thread, not for
+    /// the per-packet path.
+    pub fn entries_per_vlan(&self) -> std::collections::BTreeMap<u16, usize> {
+        let mut per_vlan = std::collections::BTreeMap::new();
+        for k in self.table.keys() {
+            *per_vlan.entry(unkey(*k).0).or_insert(0) += 1;
+        }
+        per_vlan
+    }
+
     /// Every entry as (vlan, mac, entry), in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (u16, MacAddr, FdbEntry)> + '_ {
         self.table.iter().map(|(k, e)| {
@@ -469,5 +480,19 @@ mod tests {
         t.learn(0, mac(7), 3, 100, 1);
         t.flush_learned();
         assert_eq!(t.learned_on(3), 0);
+    }
+
+    #[test]
+    fn entries_counted_per_vlan() {
+        let mut t = Fdb::new(64, 10);
+        t.reserve_port(2);
+        assert!(t.entries_per_vlan().is_empty());
+        t.learn(0, mac(1), 1, 0, NO_LIMIT);
+        t.learn(10, mac(1), 1, 0, NO_LIMIT);
+        t.learn(10, mac(2), 2, 0, NO_LIMIT);
+        t.add_static(4094, mac(3), 2).unwrap();
+        let per_vlan: Vec<(u16, usize)> = t.entries_per_vlan().into_iter().collect();
+        assert_eq!(per_vlan, [(0, 1), (10, 2), (4094, 1)]);
+        assert_eq!(per_vlan.iter().map(|(_, n)| n).sum::<usize>(), t.len());
     }
 }
