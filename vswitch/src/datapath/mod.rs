@@ -3,9 +3,11 @@
 //! The loop: receive a burst from each port in turn and run it through the
 //! pipeline; flush the ports' transmit queues; every `TICK` run the ports'
 //! timers (and, once a second, age the tables); drain the command channel.
-//! While frames flow it spins. After `IDLE_SPIN` without a frame it blocks
-//! in epoll (mio) on the ports' descriptors and the command channel's waker,
-//! with a timeout at the next tick, so an idle switch costs no CPU.
+//! While frames flow it spins. After a spell without a frame (at most
+//! `IDLE_SPIN`, adapted to the traffic by `idle::SpinBudget`) it blocks in
+//! epoll (mio) on the ports' descriptors and the command channel's waker,
+//! with a timeout at the next tick, so an idle switch costs no CPU and
+//! sparse traffic costs a wake-up per frame rather than a spinning core.
 //!
 //! Control -> datapath is a crossbeam channel of `Command`s plus a
 //! `mio::Waker`: the sender pushes the command, then wakes the loop if it
@@ -13,6 +15,7 @@
 
 mod command;
 mod handle;
+pub mod idle;
 mod switch;
 
 pub use command::{BridgeState, Command, DatapathError, Reply};
@@ -26,10 +29,9 @@ use mio::{Events, Poll, Token};
 
 use crate::packet::Batch;
 
-/// How long the loop keeps spinning without traffic before it blocks. Long
-/// enough that a steady stream (even one frame per ~100 us) never pays the
-/// wake-up latency, short enough that sparse traffic costs little CPU.
-pub const IDLE_SPIN: Duration = Duration::from_micros(200);
+/// The longest the loop keeps spinning without traffic before it blocks;
+/// the budget adapts to the traffic (`idle::SpinBudget`).
+pub const IDLE_SPIN: Duration = idle::MAX_SPIN;
 
 /// Period of the ports' timers (`Port::tick`) and of table aging checks.
 /// An idle switch wakes this often: ten cheap passes a second.
@@ -59,26 +61,36 @@ impl Worker {
     /// Runs until a `Shutdown` command arrives or the channel closes.
     pub fn run(mut self) {
         let mut events = Events::with_capacity(64);
-        let mut last_work = Instant::now();
+        let mut spin = idle::SpinBudget::new();
+        // When the current idle spell (passes without a frame) began.
+        let mut idle_since: Option<Instant> = None;
         let mut next_tick = TICK;
         loop {
             let now = self.start.elapsed();
             let frames = self.switch.poll_once(&mut self.batch, now);
             self.switch.loop_counters.count_iteration(frames);
             if frames > 0 {
-                last_work = Instant::now();
+                if let Some(since) = idle_since.take() {
+                    spin.record(since.elapsed());
+                }
             }
 
             if now >= next_tick {
                 self.switch.tick(now, &mut self.batch);
+                spin.end_window(now);
                 next_tick = now + TICK;
             }
 
             if !self.drain_commands() {
                 return;
             }
-
-            if frames == 0 && last_work.elapsed() >= IDLE_SPIN {
+            if frames > 0 {
+                continue;
+            }
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= spin.budget() {
+                spin.record(since.elapsed());
+                idle_since = None;
                 let timeout = next_tick
                     .saturating_sub(self.start.elapsed())
                     .max(Duration::from_millis(1));
@@ -86,11 +98,10 @@ impl Worker {
                 // pass of the loop.
                 self.switch.loop_counters.count_sleep();
                 let _ = self.poll.poll(&mut events, Some(timeout));
-                last_work = Instant::now();
                 if !self.drain_commands() {
                     return;
                 }
-            } else if frames == 0 {
+            } else {
                 std::hint::spin_loop();
             }
         }
