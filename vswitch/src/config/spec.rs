@@ -185,13 +185,15 @@ pub struct PortSpec {
     pub kind: PortKind,
     /// The kernel interface: the tap to create or attach to, or the
     /// interface an afpacket port binds; a bond's own name; empty for a
-    /// VXLAN port.
+    /// VXLAN or null port.
     pub iface: String,
     pub policy: PortPolicy,
     /// The VTEP settings of a VXLAN port.
     pub vxlan: Option<VxlanConfig>,
     /// A bond's members and mode.
     pub bond: Option<BondConfig>,
+    /// A null port's role and traffic (`type=null`, for benchmarks).
+    pub null: Option<crate::port::null::NullConfig>,
 }
 
 /// Options of the VLAN mode and policy, for every port kind.
@@ -265,7 +267,7 @@ impl PortSpec {
         validate_name("port", name)?;
         let kind: PortKind = options
             .get("type")
-            .ok_or("missing option type=tap|afpacket|bond|vxlan")?
+            .ok_or("missing option type=tap|afpacket|bond|vxlan|null")?
             .parse()?;
         if kind == PortKind::Vxlan {
             let mut known: Vec<&str> = vec!["type", "allowed_macs", "max_macs", "storm_pps"];
@@ -280,6 +282,7 @@ impl PortSpec {
                 policy,
                 vxlan: Some(cfg),
                 bond: None,
+                null: None,
             });
         }
         if kind == PortKind::Bond {
@@ -292,6 +295,21 @@ impl PortSpec {
                 policy: parse_policy(options)?,
                 vxlan: None,
                 bond: Some(super::bond::parse(options)?),
+                null: None,
+            });
+        }
+        if kind == PortKind::Null {
+            let mut known: Vec<&str> = vec!["type"];
+            known.extend_from_slice(crate::port::null::KEYS);
+            known.extend_from_slice(POLICY_KEYS);
+            reject_unknown(options, &known)?;
+            return Ok(PortSpec {
+                kind,
+                iface: String::new(),
+                policy: parse_policy(options)?,
+                vxlan: None,
+                bond: None,
+                null: Some(crate::port::null::parse(options)?),
             });
         }
         reject_unknown(options, Self::KEYS)?;
@@ -308,6 +326,7 @@ impl PortSpec {
             policy,
             vxlan: None,
             bond: None,
+            null: None,
         })
     }
 

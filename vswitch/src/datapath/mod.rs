@@ -77,7 +77,9 @@ impl Worker {
                 return;
             }
 
-            if frames == 0 && last_work.elapsed() >= IDLE_SPIN {
+            // A port that has frames without a descriptor (a null source)
+            // keeps the loop spinning.
+            if frames == 0 && last_work.elapsed() >= IDLE_SPIN && !self.switch.always_ready() {
                 let timeout = next_tick
                     .saturating_sub(self.start.elapsed())
                     .max(Duration::from_millis(1));
