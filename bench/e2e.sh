@@ -230,8 +230,16 @@ measure_rr() {
     sleep 0.3
     out=$(ip netns exec "$A" "$BIN/udp-rr" client "$IP_B:5400" --secs "$SECS")
     stop_pid "$srv"
-    record rr_p50_us "$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["p50_us"])')"
-    record rr_p99_us "$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["p99_us"])')"
+    local p50 p99
+    read -r p50 p99 < <(echo "$out" | python3 -c 'import json,sys
+try: d = json.load(sys.stdin); print(d["p50_us"] or "-", d["p99_us"] or "-")
+except Exception: print("- -")')
+    if [ "$p50" = - ]; then
+        note "UDP request/response: no replies"
+    else
+        record rr_p50_us "$p50"
+        record rr_p99_us "$p99"
+    fi
 }
 
 # CPU of process $1 (percent of one core) idle, then under 6000 requests/s.

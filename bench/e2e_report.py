@@ -53,6 +53,7 @@ def main():
                 except ValueError:
                     r["notes"].append(f"{metric}: unparsable {value!r}")
     for r in rows.values():
+        r["notes"] = list(dict.fromkeys(r["notes"]))
         r["median"] = {m: statistics.median(v) for m, v in r["raw"].items() if v}
 
     # The generator's ceiling: a row whose delivered rate is within 10 % of the ceiling, with
@@ -60,7 +61,7 @@ def main():
     ceiling = rows.get("generator", {}).get("median", {}).get("offered_mpps")
     for cfg, r in rows.items():
         m = r["median"]
-        if ceiling and cfg != "generator" and "delivered_mpps" in m:
+        if ceiling and cfg != "generator" and "offered_mpps" in m and "delivered_mpps" in m:
             off, dlv = m.get("offered_mpps", 0), m["delivered_mpps"]
             if dlv >= 0.9 * ceiling and dlv >= 0.95 * off:
                 r["notes"].append("generator-limited")

@@ -63,9 +63,6 @@ fn server(addr: SocketAddr, idle: Duration) -> std::io::Result<()> {
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
 }
@@ -133,13 +130,18 @@ fn client(dest: SocketAddr, secs: f64, rate: Option<f64>, size: usize) -> std::i
     }
     let elapsed = start.elapsed().as_secs_f64();
     lat_us.sort_by(f64::total_cmp);
+    // Percentiles of no answers at all are null, not 0.
+    let pct = |p: f64| match lat_us.is_empty() {
+        true => "null".to_string(),
+        false => format!("{:.1}", percentile(&lat_us, p)),
+    };
     println!(
-        "{{\"requests\": {}, \"lost\": {lost}, \"rate\": {:.1}, \"p50_us\": {:.1}, \"p99_us\": {:.1}, \"max_us\": {:.1}}}",
+        "{{\"requests\": {}, \"lost\": {lost}, \"rate\": {:.1}, \"p50_us\": {}, \"p99_us\": {}, \"max_us\": {}}}",
         lat_us.len(),
         lat_us.len() as f64 / elapsed,
-        percentile(&lat_us, 0.50),
-        percentile(&lat_us, 0.99),
-        lat_us.last().copied().unwrap_or(0.0),
+        pct(0.50),
+        pct(0.99),
+        pct(1.0),
     );
     Ok(())
 }
