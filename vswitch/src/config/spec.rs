@@ -186,7 +186,7 @@ pub struct PortSpec {
     pub kind: PortKind,
     /// The kernel interface: the tap to create or attach to, or the
     /// interface an afpacket port binds; a bond's own name; empty for a
-    /// VXLAN port.
+    /// VXLAN or null port.
     pub iface: String,
     pub policy: PortPolicy,
     /// The VTEP settings of a VXLAN port.
@@ -195,6 +195,8 @@ pub struct PortSpec {
     pub bond: Option<BondConfig>,
     /// An afxdp port's queues and XDP mode.
     pub afxdp: Option<AfXdpConfig>,
+    /// A null port's role and traffic (`type=null`, for benchmarks).
+    pub null: Option<crate::port::null::NullConfig>,
 }
 
 /// Options of the VLAN mode and policy, for every port kind.
@@ -268,7 +270,7 @@ impl PortSpec {
         validate_name("port", name)?;
         let kind: PortKind = options
             .get("type")
-            .ok_or("missing option type=tap|afpacket|afxdp|bond|vxlan")?
+            .ok_or("missing option type=tap|afpacket|afxdp|bond|vxlan|null")?
             .parse()?;
         if kind == PortKind::Vxlan {
             let mut known: Vec<&str> = vec!["type", "allowed_macs", "max_macs", "storm_pps"];
@@ -284,6 +286,7 @@ impl PortSpec {
                 vxlan: Some(cfg),
                 bond: None,
                 afxdp: None,
+                null: None,
             });
         }
         if kind == PortKind::Bond {
@@ -297,6 +300,22 @@ impl PortSpec {
                 vxlan: None,
                 bond: Some(super::bond::parse(options)?),
                 afxdp: None,
+                null: None,
+            });
+        }
+        if kind == PortKind::Null {
+            let mut known: Vec<&str> = vec!["type"];
+            known.extend_from_slice(crate::port::null::KEYS);
+            known.extend_from_slice(POLICY_KEYS);
+            reject_unknown(options, &known)?;
+            return Ok(PortSpec {
+                kind,
+                iface: String::new(),
+                policy: parse_policy(options)?,
+                vxlan: None,
+                bond: None,
+                afxdp: None,
+                null: Some(crate::port::null::parse(options)?),
             });
         }
         let afxdp = if kind == PortKind::Afxdp {
@@ -322,6 +341,7 @@ impl PortSpec {
             vxlan: None,
             bond: None,
             afxdp,
+            null: None,
         })
     }
 

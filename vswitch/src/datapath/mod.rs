@@ -88,7 +88,9 @@ impl Worker {
                 continue;
             }
             let since = *idle_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= spin.budget() {
+            // A port that has frames without a descriptor (a null source)
+            // keeps the loop spinning.
+            if since.elapsed() >= spin.budget() && !self.switch.always_ready() {
                 spin.record(since.elapsed());
                 idle_since = None;
                 let timeout = next_tick

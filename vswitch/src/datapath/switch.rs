@@ -76,6 +76,12 @@ impl Switch {
         total
     }
 
+    /// True when a port has frames to give without a readable descriptor
+    /// (`Port::always_ready`): the loop must not block then.
+    pub fn always_ready(&self) -> bool {
+        self.ports.iter().flatten().any(|s| s.port.always_ready())
+    }
+
     /// Runs a received batch through its bridge, then sends what tunnels
     /// queued meanwhile.
     fn process(&mut self, id: usize, bridge_idx: usize, batch: &mut Batch, now: Duration) {

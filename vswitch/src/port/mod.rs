@@ -22,6 +22,7 @@ pub mod afpacket;
 pub mod afxdp;
 pub mod bond;
 pub mod loopback;
+pub mod null;
 pub mod sys;
 pub mod tap;
 pub mod vxlan;
@@ -36,6 +37,7 @@ pub enum PortKind {
     Vxlan,
     Bond,
     Loopback,
+    Null,
 }
 
 impl PortKind {
@@ -47,6 +49,7 @@ impl PortKind {
             PortKind::Vxlan => "vxlan",
             PortKind::Bond => "bond",
             PortKind::Loopback => "loopback",
+            PortKind::Null => "null",
         }
     }
 }
@@ -60,8 +63,9 @@ impl std::str::FromStr for PortKind {
             "afxdp" => Ok(PortKind::Afxdp),
             "vxlan" => Ok(PortKind::Vxlan),
             "bond" => Ok(PortKind::Bond),
+            "null" => Ok(PortKind::Null),
             other => Err(format!(
-                "unknown port type {other:?}: expected tap, afpacket, afxdp, bond or vxlan"
+                "unknown port type {other:?}: expected tap, afpacket, afxdp, bond, vxlan or null"
             )),
         }
     }
@@ -130,6 +134,13 @@ pub trait Port: Send {
     /// datapath can block on it. A backend with several descriptors (a bond)
     /// exposes one epoll descriptor that watches them all.
     fn readiness_fd(&self) -> Option<RawFd>;
+
+    /// True while the port has frames to give without any descriptor
+    /// becoming readable (a null source): the datapath does not block
+    /// while a port says so.
+    fn always_ready(&self) -> bool {
+        false
+    }
 
     /// Periodic work: protocol timers, link checks. The datapath calls it
     /// every `datapath::TICK` (100 ms) with the time since the datapath
@@ -252,6 +263,10 @@ pub fn open(name: &str, spec: &crate::config::PortSpec) -> Result<Box<dyn Port>,
         (PortKind::Vxlan, _, Some(cfg)) => Ok(Box::new(vxlan::VxlanPort::new(name, cfg.clone()))),
         (PortKind::Vxlan, _, None) => Err(PortError::Invalid(format!("{name}: no VTEP settings"))),
         (PortKind::Loopback, _, _) => Ok(Box::new(loopback::LoopbackPort::new(iface))),
+        (PortKind::Null, _, _) => match &spec.null {
+            Some(cfg) => Ok(Box::new(null::NullPort::new(name, cfg.clone()))),
+            None => Err(PortError::Invalid(format!("{name}: no null port settings"))),
+        },
     }
 }
 
