@@ -13,6 +13,7 @@ use crate::pipeline::admit::PortPolicy;
 use crate::pipeline::counters::PortCounters;
 use crate::pipeline::{announce, process_batch, Bridge, PortSlot};
 
+mod observe;
 mod tunnels;
 use crate::port::PortEvent;
 
@@ -28,6 +29,8 @@ pub struct Switch {
     tunnels: Vec<(PortId, PortId)>,
     /// Scratch space to move a tunnel's outbound frames to its underlay.
     scratch: Option<Batch>,
+    /// Events for monitors, once the control side asked (`observe.rs`).
+    events: Option<Box<observe::DatapathEvents>>,
 }
 
 fn free_slot<T>(v: &mut Vec<Option<T>>) -> usize {
@@ -58,6 +61,9 @@ impl Switch {
             if n == 0 {
                 continue;
             }
+            if let Some(tap) = slot.capture.as_deref_mut() {
+                tap.rx(batch);
+            }
             total += n;
             let bridge_idx = slot.bridge;
             if self.tunnels.iter().any(|(u, _)| *u as usize == id) {
@@ -81,6 +87,7 @@ impl Switch {
         if let Some(Some(bridge)) = self.bridges.get_mut(bridge_idx) {
             process_batch(batch, id as PortId, bridge, &mut self.ports, now);
         }
+        self.emit_moves(bridge_idx);
         self.flush_tunnels();
     }
 
@@ -97,6 +104,7 @@ impl Switch {
         for slot in self.ports.iter_mut().flatten() {
             slot.port.flush(&mut slot.counters);
         }
+        self.observe_tick(now);
         let secs = now.as_secs();
         if secs != self.last_aging {
             self.last_aging = secs;
@@ -116,6 +124,11 @@ impl Switch {
             let Some(slot) = self.ports[id].as_mut() else {
                 return;
             };
+            if let Some(status) = slot.port.take_status() {
+                let port = crate::events::Name::new(&slot.name);
+                self.report(crate::events::DpEventKind::Port { port, status });
+                continue;
+            }
             match slot.port.take_event() {
                 None => return,
                 Some(PortEvent::AnnounceMacs) => self.announce_macs(id, batch),
@@ -154,6 +167,9 @@ impl Switch {
             }
             slot.port
                 .tx_burst(&frames[..batch.len()], &mut slot.counters);
+            if let Some(tap) = slot.capture.as_deref_mut() {
+                tap.tx(&frames[..batch.len()]);
+            }
         }
         slot.port.flush(&mut slot.counters);
         batch.clear();
@@ -390,6 +406,16 @@ impl Switch {
                     .map(|id| self.ports[id].as_ref().and_then(|p| p.port.details()));
                 let _ = reply.send(r);
             }
+            Command::CaptureStart { port, tap, reply } => {
+                let _ = reply.send(self.capture_start(&port, tap));
+            }
+            Command::CaptureStop { port, id, reply } => {
+                self.capture_stop(&port, id);
+                let _ = reply.send(Ok(()));
+            }
+            Command::EventHub { reply } => {
+                let _ = reply.send(Ok(self.event_hub()));
+            }
             Command::Shutdown => {}
         }
     }
@@ -410,6 +436,7 @@ impl Switch {
             Fdb::new(max_entries, aging_secs),
             Vec::new(),
         ));
+        self.observe_bridge_added(i);
         Ok(())
     }
 
@@ -450,6 +477,7 @@ impl Switch {
         bridge.ports.push(id as PortId);
         bridge.fdb.reserve_port(id as PortId);
         self.relink_tunnels();
+        self.observe_port_added(id);
         Ok(())
     }
 
@@ -497,6 +525,7 @@ impl Switch {
             bridge.fdb.flush_port(id as PortId);
         }
         self.relink_tunnels();
+        self.observe_port_removed(id);
         Ok(slot.port)
     }
 
