@@ -6,7 +6,9 @@
 
 mod args;
 mod bond;
+mod capture;
 mod client;
+mod monitor;
 mod render;
 mod vxlan;
 
@@ -43,6 +45,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<String> {
         Cmd::Lacp(bond::LacpCmd::Show { port }) => {
             return bond::lacp_show(&cli.socket, port.as_deref(), cli.json)
         }
+        Cmd::Capture(args) => return capture::run(&cli.socket, args, cli.json),
+        Cmd::Monitor => return monitor::run(&cli.socket, cli.json),
         _ => {}
     }
     let request = args::to_request(&cli.command)?;
