@@ -210,6 +210,23 @@ fn capture_streams_to_tcpdump_and_ctrl_c_ends_it_with_a_summary() {
         Duration::from_secs(10),
     );
     assert_summary(&again, 1);
+
+    // Deleting the port ends its capture, and vsctl says why.
+    let mut child = vsctl_capture(&d, &["pa", "-w", "/dev/null"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start vsctl capture");
+    std::thread::sleep(Duration::from_millis(300));
+    d.ctl(&["port", "del", "br0", "pa"]);
+    let status = wait_child(&mut child, Duration::from_secs(5));
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+    }
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(stderr.contains("ended (port deleted)"), "{stderr}");
 }
 
 #[test]
@@ -311,7 +328,7 @@ fn wait_child(child: &mut std::process::Child, limit: Duration) -> std::process:
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("vsctl capture did not end within {limit:?} after Ctrl-C");
+            panic!("vsctl capture did not end within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     }

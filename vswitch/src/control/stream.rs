@@ -281,3 +281,57 @@ async fn monitor(
         write.write_all(&buf).await?;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(
+        snaplen: Option<u32>,
+        count: Option<u64>,
+        buffers: Option<u32>,
+    ) -> Result<Settings, String> {
+        Settings::check("p1".into(), Direction::Both, count, snaplen, buffers)
+    }
+
+    #[test]
+    fn capture_settings_are_checked_and_defaulted() {
+        let s = check(None, None, None).unwrap();
+        assert_eq!(
+            (s.snaplen, s.buffers),
+            (DEFAULT_SNAPLEN, default_buffers(DEFAULT_SNAPLEN))
+        );
+        let s = check(Some(128), Some(5), Some(8)).unwrap();
+        assert_eq!((s.snaplen, s.count, s.buffers), (128, Some(5), 8));
+        assert!(check(Some(0), None, None)
+            .err()
+            .unwrap()
+            .contains("snaplen"));
+        assert!(check(Some(MAX_SNAPLEN + 1), None, None)
+            .err()
+            .unwrap()
+            .contains("snaplen"));
+        assert!(check(None, Some(0), None).err().unwrap().contains("count"));
+        assert!(check(None, None, Some(0))
+            .err()
+            .unwrap()
+            .contains("buffers"));
+        assert!(check(None, None, Some(MAX_BUFFERS + 1))
+            .err()
+            .unwrap()
+            .contains("buffers"));
+    }
+
+    #[test]
+    fn only_capture_and_monitor_stream() {
+        assert!(is_streaming(&Request::Monitor));
+        assert!(is_streaming(&Request::Capture {
+            port: "p1".into(),
+            direction: Direction::Rx,
+            count: None,
+            snaplen: None,
+            buffers: None,
+        }));
+        assert!(!is_streaming(&Request::Version));
+    }
+}
