@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use vswitch_tests::sys::PacketSocket;
-use vswitch_tests::{bin, Daemon, Host, RawConn};
+use vswitch_tests::{bin, Daemon, Host, Netns, RawConn, Veth};
 
 const BRIDGE: &str = "br0";
 /// How long an event may take to show up.
@@ -250,4 +250,46 @@ fn a_monitor_that_never_reads_slows_nothing_and_hears_of_its_losses() {
     };
     eprintln!("slow monitor: {lost}");
     assert!(lost["count"].as_u64().unwrap_or(0) > 0, "{lost}");
+}
+
+#[test]
+fn bond_member_links_and_failovers_show_up() {
+    let d = Daemon::start("mon-bond");
+    d.ctl(&["bridge", "add", BRIDGE]);
+    let peer = Netns::new("monbond");
+    let (m1, m2) = (Veth::bare(&peer, "e1"), Veth::bare(&peer, "e2"));
+    let mut m = Monitor::start(&d);
+    let members = format!("members={},{}", m1.root(), m2.root());
+    let primary = format!("primary={}", m1.root());
+    d.ctl(&[
+        "port",
+        "add",
+        BRIDGE,
+        "bond0",
+        "type=bond",
+        &members,
+        "mode=active-backup",
+        &primary,
+    ]);
+    m.expect("the bond's first active member", |e| {
+        e["event"] == "active_member" && e["port"] == "bond0" && e["member"] == m1.root()
+    });
+
+    // The primary's far end goes down: its link event, then the failover.
+    peer.exec_ok(&["ip", "link", "set", "e1", "down"]);
+    m.expect("member e1 down", |e| {
+        e["event"] == "member_link" && e["member"] == m1.root() && e["up"] == false
+    });
+    let f = m.expect("failover", |e| {
+        e["event"] == "active_member" && e["member"] == m2.root()
+    });
+    assert_eq!(f["previous"], m1.root(), "{f}");
+    // And back: the primary takes over again.
+    peer.exec_ok(&["ip", "link", "set", "e1", "up"]);
+    m.expect("member e1 up", |e| {
+        e["event"] == "member_link" && e["member"] == m1.root() && e["up"] == true
+    });
+    m.expect("failback to the primary", |e| {
+        e["event"] == "active_member" && e["member"] == m1.root() && e["previous"] == m2.root()
+    });
 }

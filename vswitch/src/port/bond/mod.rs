@@ -119,6 +119,29 @@ impl StatusQueue {
     }
 }
 
+#[cfg(test)]
+mod status_queue_tests {
+    use super::*;
+
+    #[test]
+    fn status_queue_is_fifo_and_bounded() {
+        let mut q = StatusQueue::default();
+        let ev = |i: usize| StatusEvent::MemberLink {
+            member: Name::new(&format!("m{i}")),
+            up: i % 2 == 0,
+        };
+        for i in 0..STATUS_QUEUE + 5 {
+            q.push(ev(i));
+        }
+        for i in 0..STATUS_QUEUE {
+            assert_eq!(q.pop(), Some(ev(i)), "oldest first, newest dropped");
+        }
+        assert_eq!(q.pop(), None);
+        q.push(ev(99));
+        assert_eq!(q.pop(), Some(ev(99)));
+    }
+}
+
 /// Per-member traffic counters.
 #[derive(Debug, Clone, Copy, Default)]
 struct MemberStats {
