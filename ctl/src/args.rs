@@ -82,6 +82,12 @@ pub enum Cmd {
     Generate(crate::generate::GenerateCmd),
     /// Every metric in the Prometheus text format (what --metrics-listen serves).
     Metrics,
+    /// Capture the frames passing a port as pcap: -w FILE, or -w - for stdout
+    /// (`vsctl capture p1 -w - | tcpdump -r -`). Ctrl-C or --count ends it.
+    Capture(crate::capture::CaptureArgs),
+    /// Stream changes as they happen: port links, bonds and LACP, MAC moves,
+    /// configuration changes. Ctrl-C ends it.
+    Monitor,
 }
 
 #[derive(Debug, Subcommand)]
@@ -299,6 +305,8 @@ pub fn to_request(cmd: &Cmd) -> anyhow::Result<Request> {
         Cmd::Metrics => Request::Metrics,
         // vxlan show reads the port list first; see vxlan.rs.
         Cmd::Vxlan(VxlanCmd::Show { .. }) => Request::PortList { bridge: None },
+        Cmd::Capture(c) => c.request(),
+        Cmd::Monitor => Request::Monitor,
         // Several requests each: run by `bond::bond_show` / `lacp_show`.
         Cmd::Bond(_) | Cmd::Lacp(_) => bail!("bond and lacp commands are not one request"),
         // Run by `apply.rs`, `iface.rs`, `generate.rs`.
@@ -360,6 +368,39 @@ mod tests {
             req(&["--json", "bridge", "list"]).unwrap(),
             Request::BridgeList
         );
+        assert_eq!(
+            req(&[
+                "capture",
+                "p1",
+                "--direction",
+                "rx",
+                "-c",
+                "10",
+                "-s",
+                "128",
+                "-w",
+                "-"
+            ])
+            .unwrap(),
+            Request::Capture {
+                port: "p1".into(),
+                direction: vswitch::capture::Direction::Rx,
+                count: Some(10),
+                snaplen: Some(128),
+                buffers: None,
+            }
+        );
+        assert_eq!(
+            req(&["capture", "p1", "-w", "f.pcap"]).unwrap(),
+            Request::Capture {
+                port: "p1".into(),
+                direction: vswitch::capture::Direction::Both,
+                count: None,
+                snaplen: None,
+                buffers: None,
+            }
+        );
+        assert_eq!(req(&["monitor"]).unwrap(), Request::Monitor);
     }
 
     #[test]
@@ -376,6 +417,10 @@ mod tests {
             &["port", "set", "vm1"],
             &["fdb", "show", "br0", "vlan=x"],
             &["frobnicate"],
+            &["capture", "p1"],
+            &["capture", "p1", "-w", "-", "--direction", "in"],
+            &["capture", "p1", "-w", "-", "--count", "0"],
+            &["capture", "p1", "-w", "-", "--snaplen", "70000"],
             &["bridge"],
         ] {
             assert!(req(bad).is_err(), "{bad:?} accepted");

@@ -7,10 +7,12 @@
 mod apply;
 mod args;
 mod bond;
+mod capture;
 mod client;
 mod generate;
 mod iface;
 mod metrics;
+mod monitor;
 mod render;
 mod trace;
 mod vxlan;
@@ -53,6 +55,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<String> {
         Cmd::Iface(iface::IfaceCmd::List) => return iface::list(&cli.socket, cli.json),
         Cmd::Generate(g) => return generate::run(g),
         Cmd::Metrics => return metrics::show(&cli.socket, cli.json),
+        Cmd::Capture(args) => return capture::run(&cli.socket, args, cli.json),
+        Cmd::Monitor => return monitor::run(&cli.socket, cli.json),
         _ => {}
     }
     let request = args::to_request(&cli.command)?;

@@ -4,10 +4,12 @@
 //! Unsafe code is confined to `port::sys`.
 #![deny(unsafe_code)]
 
+pub mod capture;
 pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod datapath;
+pub mod events;
 pub mod fdb;
 pub mod fuzzing;
 pub mod hostnic;

@@ -29,6 +29,8 @@ pub struct Executor {
     datapath: DatapathHandle,
     /// Ports in the configuration that the datapath does not run, with why.
     not_running: HashMap<String, String>,
+    /// Where configuration changes are announced to monitors.
+    events: Option<std::sync::Arc<crate::events::Hub>>,
 }
 
 impl Executor {
@@ -89,11 +91,16 @@ impl Executor {
             not_running = not_running.len(),
             "configuration restored"
         );
+        let events = datapath
+            .call_blocking(|reply| Command::EventHub { reply })
+            .map_err(|e| tracing::warn!("no events for monitors: {e}"))
+            .ok();
         Executor {
             config,
             state_dir,
             datapath,
             not_running,
+            events,
         }
     }
 
@@ -101,7 +108,24 @@ impl Executor {
         &mut self.datapath
     }
 
+    /// The hub monitors subscribe to.
+    pub fn events(&self) -> Option<std::sync::Arc<crate::events::Hub>> {
+        self.events.clone()
+    }
+
     pub async fn handle(&mut self, request: Request) -> Reply {
+        let change = self
+            .events
+            .as_ref()
+            .and_then(|_| crate::events::config_change(&request));
+        let reply = self.run(request).await;
+        if let (Some(hub), Some(change), Reply::Ok(_)) = (&self.events, change, &reply) {
+            hub.publish(change);
+        }
+        reply
+    }
+
+    async fn run(&mut self, request: Request) -> Reply {
         let outcome = match request {
             Request::Version => Ok(Reply::ok(&VersionInfo {
                 daemon: env!("CARGO_PKG_VERSION").to_string(),
@@ -183,6 +207,9 @@ impl Executor {
             Request::Export => self.export(),
             Request::IfaceList => self.iface_list().await,
             Request::Metrics => self.metrics_text().await.map(|text| Reply::ok(&text)),
+            Request::Capture { .. } | Request::Monitor => {
+                Err("capture and monitor stream on their own connection".into())
+            }
         };
         outcome.unwrap_or_else(Reply::Error)
     }

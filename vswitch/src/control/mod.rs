@@ -4,3 +4,4 @@
 pub mod executor;
 pub mod protocol;
 pub mod server;
+pub mod stream;

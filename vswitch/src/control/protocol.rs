@@ -128,6 +128,24 @@ pub enum Request {
     IfaceList,
     /// Every metric in the Prometheus text format; the reply is one string.
     Metrics,
+    /// Streams the frames passing a port (`control::stream`): a first reply
+    /// line, then one line per frame, then an end line.
+    Capture {
+        port: String,
+        #[serde(default)]
+        direction: crate::capture::Direction,
+        /// Stop after this many frames.
+        #[serde(default)]
+        count: Option<u64>,
+        /// Bytes kept of each frame (1 to 65535, default 65535).
+        #[serde(default)]
+        snaplen: Option<u32>,
+        /// Ring buffers: frames that may wait for the reader.
+        #[serde(default)]
+        buffers: Option<u32>,
+    },
+    /// Streams events (`events::Event`), one line each.
+    Monitor,
 }
 
 /// A reply: exactly one of `ok` (with the verb's data) or `error`.

@@ -378,6 +378,10 @@ async fn serve_client(
         }
         lock(&slot.clients).set_waiting(slot.id, false);
         let reply = match parse_request(&line) {
+            Ok(request) if super::stream::is_streaming(&request) => {
+                // Capture and monitor: many lines, then the connection ends.
+                return super::stream::serve(request, &executor, &mut reader, &mut write).await;
+            }
             Ok(request) => {
                 tracing::debug!(?request, "control request");
                 executor.lock().await.handle(request).await

@@ -35,6 +35,8 @@ pub enum DatapathError {
     NotTunnel(String),
     #[error("the datapath thread is not running")]
     Gone,
+    #[error("port {0:?} already has a capture running (one capture per port)")]
+    CaptureBusy(String),
 }
 
 pub type Reply<T> = oneshot::Sender<Result<T, DatapathError>>;
@@ -131,6 +133,23 @@ pub enum Command {
     /// `PortDetails`).
     Metrics {
         reply: Reply<crate::metrics::DatapathMetrics>,
+    },
+    /// Attaches a capture to a port (`vsctl capture`).
+    CaptureStart {
+        port: String,
+        tap: Box<crate::capture::Tap>,
+        reply: Reply<()>,
+    },
+    /// Detaches capture `id` from a port; the ring is the caller's again.
+    CaptureStop {
+        port: String,
+        id: u64,
+        reply: Reply<()>,
+    },
+    /// The hub monitors read events from (`vsctl monitor`); created at the
+    /// first call.
+    EventHub {
+        reply: Reply<std::sync::Arc<crate::events::Hub>>,
     },
     Shutdown,
 }

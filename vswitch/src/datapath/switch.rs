@@ -14,6 +14,7 @@ use crate::pipeline::admit::PortPolicy;
 use crate::pipeline::counters::PortCounters;
 use crate::pipeline::{announce, process_batch, Bridge, PortSlot};
 
+mod observe;
 mod tunnels;
 use crate::port::PortEvent;
 
@@ -31,6 +32,8 @@ pub struct Switch {
     scratch: Option<Batch>,
     /// The poll loop's figures (`Worker` counts iterations and sleeps).
     pub loop_counters: LoopCounters,
+    /// Events for monitors, once the control side asked (`observe.rs`).
+    events: Option<Box<observe::DatapathEvents>>,
 }
 
 fn free_slot<T>(v: &mut Vec<Option<T>>) -> usize {
@@ -62,6 +65,9 @@ impl Switch {
                 continue;
             }
             self.loop_counters.count_burst(n);
+            if let Some(tap) = slot.capture.as_deref_mut() {
+                tap.rx(batch);
+            }
             total += n;
             let bridge_idx = slot.bridge;
             if self.tunnels.iter().any(|(u, _)| *u as usize == id) {
@@ -91,6 +97,7 @@ impl Switch {
         if let Some(Some(bridge)) = self.bridges.get_mut(bridge_idx) {
             process_batch(batch, id as PortId, bridge, &mut self.ports, now);
         }
+        self.emit_moves(bridge_idx);
         self.flush_tunnels();
     }
 
@@ -107,6 +114,7 @@ impl Switch {
         for slot in self.ports.iter_mut().flatten() {
             slot.port.flush(&mut slot.counters);
         }
+        self.observe_tick(now);
         let secs = now.as_secs();
         if secs != self.last_aging {
             self.last_aging = secs;
@@ -126,6 +134,11 @@ impl Switch {
             let Some(slot) = self.ports[id].as_mut() else {
                 return;
             };
+            if let Some(status) = slot.port.take_status() {
+                let port = crate::events::Name::new(&slot.name);
+                self.report(crate::events::DpEventKind::Port { port, status });
+                continue;
+            }
             match slot.port.take_event() {
                 None => return,
                 Some(PortEvent::AnnounceMacs) => self.announce_macs(id, batch),
@@ -164,6 +177,9 @@ impl Switch {
             }
             slot.port
                 .tx_burst(&frames[..batch.len()], &mut slot.counters);
+            if let Some(tap) = slot.capture.as_deref_mut() {
+                tap.tx(&frames[..batch.len()]);
+            }
         }
         slot.port.flush(&mut slot.counters);
         batch.clear();
@@ -441,6 +457,16 @@ impl Switch {
                     fdb_entries,
                 }));
             }
+            Command::CaptureStart { port, tap, reply } => {
+                let _ = reply.send(self.capture_start(&port, tap));
+            }
+            Command::CaptureStop { port, id, reply } => {
+                self.capture_stop(&port, id);
+                let _ = reply.send(Ok(()));
+            }
+            Command::EventHub { reply } => {
+                let _ = reply.send(Ok(self.event_hub()));
+            }
             Command::Shutdown => {}
         }
     }
@@ -461,6 +487,7 @@ impl Switch {
             Fdb::new(max_entries, aging_secs),
             Vec::new(),
         ));
+        self.observe_bridge_added(i);
         Ok(())
     }
 
@@ -501,6 +528,7 @@ impl Switch {
         bridge.ports.push(id as PortId);
         bridge.fdb.reserve_port(id as PortId);
         self.relink_tunnels();
+        self.observe_port_added(id);
         Ok(())
     }
 
@@ -548,6 +576,7 @@ impl Switch {
             bridge.fdb.flush_port(id as PortId);
         }
         self.relink_tunnels();
+        self.observe_port_removed(id);
         Ok(slot.port)
     }
 

@@ -61,6 +61,8 @@ pub struct Bridge {
     /// Where the output stage cuts GSO frames for ports that cannot take
     /// them (allocated once; pages are touched only when used).
     pub segments: Batch,
+    /// MAC moves noted for monitors (`events::MoveLog`, rate-limited).
+    pub moves: crate::events::MoveLog,
 }
 
 impl Bridge {
@@ -70,6 +72,7 @@ impl Bridge {
             fdb,
             ports,
             segments: Batch::new(),
+            moves: crate::events::MoveLog::default(),
         }
     }
 }
@@ -86,6 +89,9 @@ pub struct PortSlot {
     pub policy: PortPolicy,
     /// Storm control state, present when `policy.storm_pps` is set.
     pub storm: Option<StormBucket>,
+    /// A running `vsctl capture` on this port: frames received and sent
+    /// are copied to it (`capture::Tap`).
+    pub capture: Option<Box<crate::capture::Tap>>,
 }
 
 impl PortSlot {
@@ -98,6 +104,7 @@ impl PortSlot {
             counters: PortCounters::default(),
             policy: PortPolicy::default(),
             storm: None,
+            capture: None,
         };
         slot.set_policy(policy, Duration::ZERO);
         slot
@@ -108,6 +115,24 @@ impl PortSlot {
         self.storm = policy.storm_pps.map(|pps| StormBucket::new(pps, now));
         self.policy = policy;
     }
+}
+
+/// Learns a frame's source; a move is noted for monitors.
+#[inline]
+fn learn(
+    bridge: &mut Bridge,
+    frame: &input::Classified,
+    in_port: PortId,
+    now: Duration,
+    port_limit: u32,
+) -> LearnOutcome {
+    let outcome = bridge
+        .fdb
+        .learn(frame.vlan, frame.src, in_port, now.as_secs(), port_limit);
+    if let LearnOutcome::Moved { from } = outcome {
+        bridge.moves.note(frame.vlan, frame.src, from, in_port, now);
+    }
+    outcome
 }
 
 /// Runs one batch received on `in_port` through the bridge: classify,
@@ -125,7 +150,6 @@ pub fn process_batch(
     };
     let mut verdicts = [Verdict::DROPPED; BATCH_SIZE];
     let n = batch.len();
-    let secs = now.as_secs();
     let port_limit = ingress.policy.max_macs.unwrap_or(u32::MAX);
 
     for (i, buf) in batch.iter_mut().enumerate() {
@@ -137,10 +161,7 @@ pub fn process_batch(
             Ok(frame) => {
                 let disposition = if !ingress.policy.source_allowed(frame.src) {
                     Disposition::Drop(DropReason::SrcMacNotAllowed)
-                } else if bridge
-                    .fdb
-                    .learn(frame.vlan, frame.src, in_port, secs, port_limit)
-                    == LearnOutcome::PortLimit
+                } else if learn(bridge, &frame, in_port, now, port_limit) == LearnOutcome::PortLimit
                 {
                     Disposition::Drop(DropReason::PortMacLimit)
                 } else {

@@ -134,6 +134,9 @@ impl<'a> Burst<'a> {
         } else {
             slot.port.tx_burst(&self.frames[..n], &mut slot.counters);
         }
+        if let Some(tap) = slot.capture.as_deref_mut() {
+            tap.tx(&self.frames[..n]);
+        }
         self.len = 0;
         self.offloaded = false;
     }
@@ -190,6 +193,9 @@ fn send_segments(buf: &PacketBuf, slot: &mut PortSlot, segments: &mut Batch) {
         }
         if n > 0 {
             slot.port.tx_burst(&frames[..n], &mut slot.counters);
+            if let Some(tap) = slot.capture.as_deref_mut() {
+                tap.tx(&frames[..n]);
+            }
         }
     }
     segments.clear();

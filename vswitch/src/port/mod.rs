@@ -153,6 +153,14 @@ pub trait Port: Send {
         None
     }
 
+    /// A state change to tell monitors about (`vsctl monitor`): a bond's
+    /// member link, LACP state or active member. Taken with `take_event`;
+    /// monitors only, so a backend may drop some rather than queue without
+    /// bound.
+    fn take_status(&mut self) -> Option<crate::events::StatusEvent> {
+        None
+    }
+
     /// Backend state for `vsctl port show` (bond members, LACP partner...),
     /// as JSON. Called on the control path only.
     fn details(&self) -> Option<serde_json::Value> {

@@ -99,7 +99,21 @@ impl Executor {
     }
 
     /// One step of a plan, through the same code as the request.
+    /// Runs one step; a step that succeeds is a `config` event for
+    /// monitors, like the same request sent alone.
     async fn run_step(&mut self, step: Request) -> Outcome {
+        let change = self
+            .events
+            .as_ref()
+            .and_then(|_| crate::events::config_change(&step));
+        let outcome = self.run_plan_step(step).await;
+        if let (Some(hub), Some(change), Ok(_)) = (&self.events, change, &outcome) {
+            hub.publish(change);
+        }
+        outcome
+    }
+
+    async fn run_plan_step(&mut self, step: Request) -> Outcome {
         match step {
             Request::BridgeAdd { bridge, options } => self.bridge_add(bridge, options).await,
             Request::BridgeSet { bridge, options } => self.bridge_set(bridge, options).await,

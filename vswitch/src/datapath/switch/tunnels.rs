@@ -38,6 +38,9 @@ impl Switch {
             };
             inner.clear();
             if slot.port.rx_burst(&mut inner, &mut slot.counters) > 0 {
+                if let Some(tap) = slot.capture.as_deref_mut() {
+                    tap.rx(&inner);
+                }
                 let bridge_idx = slot.bridge;
                 self.process(tunnel as usize, bridge_idx, &mut inner, now);
             }
@@ -75,6 +78,9 @@ impl Switch {
                         }
                     }
                     u.port.tx_burst(&frames[..n], &mut u.counters);
+                    if let Some(tap) = u.capture.as_deref_mut() {
+                        tap.tx(&frames[..n]);
+                    }
                     start += n;
                 }
             }

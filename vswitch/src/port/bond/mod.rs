@@ -40,6 +40,7 @@ use super::sys::netlink::{link_up_now, LinkMonitor};
 use super::sys::slow::SlowSocket;
 use super::sys::{self, SysError};
 use super::{Port, PortError, PortEvent, PortKind};
+use crate::events::{Name, StatusEvent};
 use crate::lacp::{Config as LacpConfig, Lacp, MemberSet, Rate, MAX_MEMBERS};
 use crate::packet::offload::OffloadCaps;
 use crate::packet::Batch;
@@ -87,6 +88,60 @@ pub struct BondConfig {
     pub lacp_fallback: bool,
 }
 
+/// State changes waiting for the datapath to take them: a fixed ring, so
+/// raising one never allocates; past `STATUS_QUEUE` waiting ones, the oldest
+/// are kept and the newest dropped (monitors only).
+#[derive(Default)]
+struct StatusQueue {
+    events: [Option<StatusEvent>; STATUS_QUEUE],
+    head: usize,
+    len: usize,
+}
+
+const STATUS_QUEUE: usize = 16;
+
+impl StatusQueue {
+    fn push(&mut self, e: StatusEvent) {
+        if self.len < STATUS_QUEUE {
+            self.events[(self.head + self.len) % STATUS_QUEUE] = Some(e);
+            self.len += 1;
+        }
+    }
+
+    fn pop(&mut self) -> Option<StatusEvent> {
+        if self.len == 0 {
+            return None;
+        }
+        let e = self.events[self.head].take();
+        self.head = (self.head + 1) % STATUS_QUEUE;
+        self.len -= 1;
+        e
+    }
+}
+
+#[cfg(test)]
+mod status_queue_tests {
+    use super::*;
+
+    #[test]
+    fn status_queue_is_fifo_and_bounded() {
+        let mut q = StatusQueue::default();
+        let ev = |i: usize| StatusEvent::MemberLink {
+            member: Name::new(&format!("m{i}")),
+            up: i % 2 == 0,
+        };
+        for i in 0..STATUS_QUEUE + 5 {
+            q.push(ev(i));
+        }
+        for i in 0..STATUS_QUEUE {
+            assert_eq!(q.pop(), Some(ev(i)), "oldest first, newest dropped");
+        }
+        assert_eq!(q.pop(), None);
+        q.push(ev(99));
+        assert_eq!(q.pop(), Some(ev(99)));
+    }
+}
+
 /// Per-member traffic counters.
 #[derive(Debug, Clone, Copy, Default)]
 struct MemberStats {
@@ -129,6 +184,8 @@ pub struct BondPort {
     /// The datapath's clock as of the last tick; `None` before the first.
     now: Option<Duration>,
     event: Option<PortEvent>,
+    /// State changes for monitors (`take_status`).
+    status: StatusQueue,
     /// Scratch space for LACPDUs and marker responses.
     ctrl_frame: [u8; FRAME_LEN],
     links: LinkMonitor,
@@ -203,6 +260,7 @@ impl BondPort {
             polls_since_link_check: 0,
             now: None,
             event: None,
+            status: StatusQueue::default(),
             ctrl_frame: [0; FRAME_LEN],
             links,
             epoll,
@@ -241,6 +299,11 @@ impl BondPort {
         }
         let next = active_backup::choose(&up[..self.members.len()], self.active, self.cfg.primary);
         if next != self.active {
+            let previous = self.active.map(|a| Name::new(&self.members[a].name));
+            self.status.push(StatusEvent::ActiveMember {
+                member: next.map(|n| Name::new(&self.members[n].name)),
+                previous,
+            });
             if let Some(n) = next {
                 if self.last_active.is_some_and(|l| l != n) {
                     self.failovers += 1;
@@ -336,6 +399,10 @@ impl Port for BondPort {
 
     fn take_event(&mut self) -> Option<PortEvent> {
         self.event.take()
+    }
+
+    fn take_status(&mut self) -> Option<StatusEvent> {
+        self.status.pop()
     }
 
     fn details(&self) -> Option<serde_json::Value> {

@@ -129,6 +129,11 @@ impl BondPort {
         if !a.changed.is_empty() {
             self.refresh();
             for m in a.changed.iter() {
+                self.status.push(crate::events::StatusEvent::LacpMember {
+                    member: crate::events::Name::new(&self.members[m].name),
+                    collecting: self.rx_allowed.contains(m),
+                    distributing: self.tx_members[..self.n_tx].contains(&m),
+                });
                 tracing::info!(
                     bond = %self.name,
                     member = %self.members[m].name,
@@ -182,6 +187,10 @@ impl BondPort {
 
     fn set_link(&mut self, i: usize, up: bool, counters: &mut PortCounters) {
         self.members[i].up = up;
+        self.status.push(crate::events::StatusEvent::MemberLink {
+            member: crate::events::Name::new(&self.members[i].name),
+            up,
+        });
         tracing::info!(bond = %self.name, member = %self.members[i].name, up, "member link");
         match (&mut self.lacp, self.now) {
             (Some(l), Some(now)) => {
