@@ -19,7 +19,7 @@ mod vxlan;
 
 use clap::Parser;
 
-pub use args::{Cli, Cmd};
+pub use args::{to_request, Cli, Cmd};
 
 /// Runs vsctl with the process arguments; returns the exit code.
 pub fn main() -> i32 {
