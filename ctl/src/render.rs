@@ -59,7 +59,14 @@ pub fn render(cmd: &Cmd, data: serde_json::Value, json: bool) -> anyhow::Result<
             let rows: Vec<BridgeInfo> = decode(data)?;
             table(
                 &[
-                    "BRIDGE", "AGING", "MACS", "MAX", "MOVES", "REFUSED", "PORTS",
+                    "BRIDGE",
+                    "AGING",
+                    "MACS",
+                    "MAX",
+                    "MOVES",
+                    "REFUSED",
+                    "GUEST_VLANS",
+                    "PORTS",
                 ],
                 rows.into_iter()
                     .map(|b| {
