@@ -25,27 +25,45 @@ fn docs() -> Vec<PathBuf> {
 /// lines joined), each with its line number.
 fn commands(text: &str) -> Vec<(usize, Vec<String>)> {
     let mut out = Vec::new();
+    let mut block: Vec<(usize, &str)> = Vec::new();
     let mut in_block = false;
-    let mut pending: Option<(usize, String)> = None;
     for (n, line) in text.lines().enumerate() {
         if line.trim_start().starts_with("```") {
+            if in_block {
+                out.extend(block_commands(&block));
+                block.clear();
+            }
             in_block = !in_block;
-            continue;
+        } else if in_block {
+            block.push((n + 1, line));
         }
-        if !in_block {
-            continue;
-        }
+    }
+    out
+}
+
+/// The commands of one code block. In a block with `$ ` prompts only the
+/// prompted lines are commands (the rest is output).
+fn block_commands(block: &[(usize, &str)]) -> Vec<(usize, Vec<String>)> {
+    let prompted = block.iter().any(|(_, l)| l.trim_start().starts_with("$ "));
+    let mut out = Vec::new();
+    let mut pending: Option<(usize, String)> = None;
+    for &(n, line) in block {
         let (start, mut joined) = match pending.take() {
             Some((start, before)) => (start, format!("{before} {}", line.trim())),
             None => {
-                let t = line.trim_start().trim_start_matches("$ ");
+                let t = line.trim_start();
+                let t = match t.strip_prefix("$ ") {
+                    Some(rest) => rest,
+                    None if prompted => continue,
+                    None => t,
+                };
                 let Some(first) = t.split_whitespace().next() else {
                     continue;
                 };
                 if first != "vsctl" && !first.ends_with("/vsctl") {
                     continue;
                 }
-                (n + 1, t.to_string())
+                (n, t.to_string())
             }
         };
         if joined.ends_with('\\') {
