@@ -21,6 +21,7 @@ use crate::fdb::{Fdb, LearnOutcome, PortId};
 use crate::packet::offload::OffloadCaps;
 use crate::packet::{Batch, BATCH_SIZE};
 use crate::port::Port;
+use crate::wire::MacAddr;
 use admit::{PortPolicy, StormBucket};
 use counters::{DropReason, PortCounters};
 
@@ -135,6 +136,49 @@ fn learn(
     outcome
 }
 
+/// One-entry caches for one batch: the frames of a burst mostly belong to
+/// a few flows, and consecutive frames of one flow skip the table.
+#[derive(Default)]
+struct BatchCache {
+    /// The (VLAN, source) last learned or refreshed on the ingress port.
+    learned: Option<(u16, MacAddr)>,
+    /// The last (VLAN, destination) looked up, and its disposition.
+    lookup: Option<(u16, MacAddr, Disposition)>,
+}
+
+impl BatchCache {
+    /// Notes what learning did with `frame`'s source.
+    #[inline]
+    fn learnt(&mut self, frame: &input::Classified, outcome: LearnOutcome) {
+        let key = (frame.vlan, frame.src);
+        match outcome {
+            LearnOutcome::Refreshed => self.learned = Some(key),
+            LearnOutcome::Learned | LearnOutcome::Moved { .. } => {
+                self.learned = Some(key);
+                // The table changed for this MAC: a cached look-up of it is
+                // stale.
+                if self.lookup.is_some_and(|(v, m, _)| (v, m) == key) {
+                    self.lookup = None;
+                }
+            }
+            _ => self.learned = None,
+        }
+    }
+
+    /// `forward::decide`, through the cache.
+    #[inline]
+    fn decide(&mut self, frame: &input::Classified, in_port: PortId, fdb: &Fdb) -> Disposition {
+        if let Some((vlan, dst, d)) = self.lookup {
+            if (vlan, dst) == (frame.vlan, frame.dst) {
+                return d;
+            }
+        }
+        let d = forward::decide(frame, in_port, fdb);
+        self.lookup = Some((frame.vlan, frame.dst, d));
+        d
+    }
+}
+
 /// Runs one batch received on `in_port` through the bridge: classify,
 /// admit, learn, forward, transmit. `ports` is the datapath's whole port
 /// slab, indexed by `PortId`; `now` the datapath clock.
@@ -151,6 +195,7 @@ pub fn process_batch(
     let mut verdicts = [Verdict::DROPPED; BATCH_SIZE];
     let n = batch.len();
     let port_limit = ingress.policy.max_macs.unwrap_or(u32::MAX);
+    let mut cache = BatchCache::default();
 
     for (i, buf) in batch.iter_mut().enumerate() {
         verdicts[i] = match input::classify(buf, &ingress.policy.vlan) {
@@ -161,20 +206,29 @@ pub fn process_batch(
             Ok(frame) => {
                 let disposition = if !ingress.policy.source_allowed(frame.src) {
                     Disposition::Drop(DropReason::SrcMacNotAllowed)
-                } else if learn(bridge, &frame, in_port, now, port_limit) == LearnOutcome::PortLimit
-                {
-                    Disposition::Drop(DropReason::PortMacLimit)
+                } else if cache.learned == Some((frame.vlan, frame.src)) {
+                    // Learned or refreshed on this port earlier in the
+                    // batch, at the same second: learning again changes
+                    // nothing.
+                    cache.decide(&frame, in_port, &bridge.fdb)
                 } else {
-                    match forward::decide(&frame, in_port, &bridge.fdb) {
-                        Disposition::Flood => {
-                            if ingress.storm.as_mut().is_none_or(|b| b.allow(now)) {
-                                Disposition::Flood
-                            } else {
-                                Disposition::Drop(DropReason::StormControl)
-                            }
+                    match learn(bridge, &frame, in_port, now, port_limit) {
+                        LearnOutcome::PortLimit => Disposition::Drop(DropReason::PortMacLimit),
+                        outcome => {
+                            cache.learnt(&frame, outcome);
+                            cache.decide(&frame, in_port, &bridge.fdb)
                         }
-                        d => d,
                     }
+                };
+                let disposition = match disposition {
+                    Disposition::Flood => {
+                        if ingress.storm.as_mut().is_none_or(|b| b.allow(now)) {
+                            Disposition::Flood
+                        } else {
+                            Disposition::Drop(DropReason::StormControl)
+                        }
+                    }
+                    d => d,
                 };
                 Verdict {
                     disposition,
