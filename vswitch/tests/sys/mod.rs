@@ -1,0 +1,3 @@
+//! Test-only code that needs `unsafe`.
+
+pub mod counting_alloc;
