@@ -236,6 +236,28 @@ pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     }
 }
 
+/// A zero-length `sendto` without waiting: makes the kernel send what a
+/// socket's mmap'd tx ring holds (AF_PACKET and AF_XDP alike).
+pub fn kick_tx_ring(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: sendto with no buffer and no address: the kernel takes the
+    // frames from the socket's tx ring.
+    let rc = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            std::ptr::null(),
+            0,
+            libc::MSG_DONTWAIT,
+            std::ptr::null(),
+            0,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// writev(2) of `head` then `body`: one frame behind its virtio-net header.
 #[inline]
 pub fn write2(fd: BorrowedFd<'_>, head: &[u8], body: &[u8]) -> io::Result<usize> {

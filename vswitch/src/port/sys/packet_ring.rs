@@ -447,23 +447,7 @@ impl PacketRing {
 
     /// Asks the kernel to send the requested tx slots, without waiting.
     pub fn kick(&self) -> io::Result<()> {
-        // SAFETY: sendto with no buffer and no address: the kernel takes the
-        // frames from the tx ring.
-        let rc = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                std::ptr::null(),
-                0,
-                libc::MSG_DONTWAIT,
-                std::ptr::null(),
-                0,
-            )
-        };
-        if rc < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
+        super::kick_tx_ring(std::os::fd::AsFd::as_fd(&self.fd))
     }
 
     /// Reads and clears the socket's pending error (SO_ERROR), e.g. the

@@ -244,23 +244,7 @@ impl XskSocket {
     /// Asks the kernel to send what the tx ring holds, without waiting
     /// (in copy mode the kernel sends only inside this call).
     pub fn kick_tx(&self) -> io::Result<()> {
-        // SAFETY: sendto with no buffer and no address: the kernel takes
-        // the frames from the tx ring.
-        let rc = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                std::ptr::null(),
-                0,
-                libc::MSG_DONTWAIT,
-                std::ptr::null(),
-                0,
-            )
-        };
-        if rc < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
+        super::kick_tx_ring(std::os::fd::AsFd::as_fd(&self.fd))
     }
 
     /// Wakes the driver to look at the fill ring again (zero-copy drivers
