@@ -17,6 +17,7 @@
 //! by the VTEP's own ARP (`neighbor`), on the local subnet or through the
 //! gateway.
 
+mod details;
 pub mod neighbor;
 
 use std::net::Ipv4Addr;
@@ -24,7 +25,6 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 use hashbrown::HashMap;
-use serde_json::json;
 
 use super::{Port, PortKind, Tunnel};
 use crate::packet::offload;
@@ -485,50 +485,7 @@ impl Port for VxlanPort {
     }
 
     fn details(&self) -> Option<serde_json::Value> {
-        let remotes: Vec<serde_json::Value> = self
-            .cfg
-            .remotes
-            .iter()
-            .map(|r| {
-                let c = self.per_remote.get(r).copied().unwrap_or_default();
-                let next_hop = self.cfg.next_hop(*r);
-                let (state, mac) = next_hop
-                    .and_then(|nh| self.neighbors.state(nh, self.now))
-                    .map(|(s, m)| (s.as_str(), m.map(|m| m.to_string())))
-                    .unwrap_or(("no route", None));
-                json!({
-                    "remote": r.to_string(),
-                    "next_hop": next_hop.map(|n| n.to_string()),
-                    "neighbor": state,
-                    "neighbor_mac": mac,
-                    "tx_packets": c.tx_packets,
-                    "tx_bytes": c.tx_bytes,
-                    "rx_packets": c.rx_packets,
-                    "rx_bytes": c.rx_bytes,
-                })
-            })
-            .collect();
-        let vnis: Vec<serde_json::Value> = self
-            .cfg
-            .vnis
-            .iter()
-            .map(|(vni, vlan)| json!({"vni": vni, "vlan": vlan}))
-            .collect();
-        Some(json!({
-            "vxlan": {
-                "local": self.cfg.local.to_string(),
-                "prefix_len": self.cfg.prefix_len,
-                "gateway": self.cfg.gateway.map(|g| g.to_string()),
-                "mac": self.cfg.mac.to_string(),
-                "underlay": self.cfg.underlay,
-                "dst_port": self.cfg.dst_port,
-                "underlay_mtu": self.cfg.underlay_mtu,
-                "inner_mtu": self.cfg.max_inner_frame().saturating_sub(14),
-                "vnis": vnis,
-                "remotes": remotes,
-                "remote_macs": self.macs.len(),
-            }
-        }))
+        Some(self.details_json())
     }
 
     fn tunnel_mut(&mut self) -> Option<&mut dyn Tunnel> {
