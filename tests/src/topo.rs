@@ -64,3 +64,18 @@ impl ThreeHosts {
         }
     }
 }
+
+/// Two veth hosts on bridge `bridge` (which must exist): `a` at NET.1/24 behind afpacket port
+/// `pa`, `b` at NET.2/24 behind `pb`; neighbours pinned (no ARP during a test) and a first
+/// ping exchanged, so the table knows both.
+pub fn two_pinned_hosts(d: &Daemon, bridge: &str, tag: &str, net: &str) -> (Host, Host) {
+    let a = Host::veth(&format!("{tag}a"), &format!("{net}.1/24"));
+    a.attach(d, bridge, "pa");
+    let b = Host::veth(&format!("{tag}b"), &format!("{net}.2/24"));
+    b.attach(d, bridge, "pb");
+    d.wait_ports_up(Duration::from_secs(10));
+    a.pin_neighbor(&b);
+    b.pin_neighbor(&a);
+    a.ping(&b, 2).assert_no_loss(2);
+    (a, b)
+}

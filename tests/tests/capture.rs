@@ -12,19 +12,10 @@ use vswitch_tests::{bin, run, sh, wait_for, CmdOutput, Daemon, Host};
 
 const BRIDGE: &str = "br0";
 
-/// Two hosts on one bridge: `a` behind port `pa`, `b` behind port `pb`, neighbours pinned (no
-/// ARP during the tests).
+/// The shared two-host topology on 10.78.SUBNET.0/24, bridge created here.
 fn two_hosts(d: &Daemon, tag: &str, subnet: u8) -> (Host, Host) {
     d.ctl(&["bridge", "add", BRIDGE]);
-    let a = Host::veth(&format!("{tag}a"), &format!("10.78.{subnet}.1/24"));
-    a.attach(d, BRIDGE, "pa");
-    let b = Host::veth(&format!("{tag}b"), &format!("10.78.{subnet}.2/24"));
-    b.attach(d, BRIDGE, "pb");
-    d.wait_ports_up(Duration::from_secs(10));
-    a.pin_neighbor(&b);
-    b.pin_neighbor(&a);
-    a.ping(&b, 2).assert_no_loss(2);
-    (a, b)
+    vswitch_tests::topo::two_pinned_hosts(d, BRIDGE, tag, &format!("10.78.{subnet}"))
 }
 
 /// Fails the test if a tool that .ci/run installs is missing.

@@ -15,17 +15,10 @@ const BRIDGE: &str = "br0";
 /// How long an event may take to show up.
 const EVENT_WAIT: Duration = Duration::from_secs(5);
 
+/// The shared two-host topology on 10.79.SUBNET.0/24, bridge created here.
 fn two_hosts(d: &Daemon, tag: &str, subnet: u8) -> (Host, Host) {
     d.ctl(&["bridge", "add", BRIDGE]);
-    let a = Host::veth(&format!("{tag}a"), &format!("10.79.{subnet}.1/24"));
-    a.attach(d, BRIDGE, "pa");
-    let b = Host::veth(&format!("{tag}b"), &format!("10.79.{subnet}.2/24"));
-    b.attach(d, BRIDGE, "pb");
-    d.wait_ports_up(Duration::from_secs(10));
-    a.pin_neighbor(&b);
-    b.pin_neighbor(&a);
-    a.ping(&b, 2).assert_no_loss(2);
-    (a, b)
+    vswitch_tests::topo::two_pinned_hosts(d, BRIDGE, tag, &format!("10.79.{subnet}"))
 }
 
 /// A running `vsctl --json monitor`, its lines collected by a thread; killed on drop.

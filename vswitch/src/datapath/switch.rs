@@ -199,27 +199,6 @@ impl Switch {
             .ok_or_else(|| DatapathError::NoSuchPort(name.to_string()))
     }
 
-    /// `vsctl trace`: `frame` through bridge `bridge` as if received on
-    /// `in_port` (a member), with no side effects.
-    pub fn trace(
-        &mut self,
-        bridge: &str,
-        in_port: &str,
-        frame: &[u8],
-        now: Duration,
-    ) -> Result<crate::pipeline::trace::TraceReport, DatapathError> {
-        let b = self.bridge_index(bridge)?;
-        let port = self.member_port(b, in_port)?;
-        let bridge = self.bridges[b].as_ref().expect("index from bridge_index");
-        Ok(crate::pipeline::trace::trace(
-            frame,
-            port,
-            bridge,
-            &mut self.ports,
-            now,
-        ))
-    }
-
     /// Counters of the port named `name`.
     pub fn port_counters(&self, name: &str) -> Option<PortCounters> {
         let id = self.port_index(name).ok()?;

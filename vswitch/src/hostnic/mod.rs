@@ -2,7 +2,7 @@
 //!
 //! Names, flags, MTU, MAC, operational state and link kind come from one
 //! RTM_GETLINK dump over NETLINK_ROUTE (netlink-packet-route parses it, so
-//! this module needs no unsafe code and parses no `ip` output). Two things
+//! this module makes no raw syscalls and parses no `ip` output). Two things
 //! rtnetlink does not carry are read from sysfs, as ethtool would report
 //! them: the speed (`/sys/class/net/IF/speed`, meaningful only for a NIC
 //! with carrier) and the driver (the `device/driver` link's name).

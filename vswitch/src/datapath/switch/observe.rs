@@ -1,5 +1,5 @@
 //! What the switch shows of itself while it runs: captures on ports
-//! (`capture`) and events for monitors (`events`).
+//! (`capture`), events for monitors (`events`) and traces (`vsctl trace`).
 //!
 //! Costs on the per-frame path: without a capture, one `Option` check per
 //! burst per port; without a MAC move, nothing (the move log is looked at
@@ -154,5 +154,28 @@ impl Switch {
                 }
             }
         }
+    }
+}
+
+impl Switch {
+    /// `vsctl trace`: `frame` through bridge `bridge` as if received on
+    /// `in_port` (a member), with no side effects.
+    pub fn trace(
+        &mut self,
+        bridge: &str,
+        in_port: &str,
+        frame: &[u8],
+        now: Duration,
+    ) -> Result<crate::pipeline::trace::TraceReport, DatapathError> {
+        let b = self.bridge_index(bridge)?;
+        let port = self.member_port(b, in_port)?;
+        let bridge = self.bridges[b].as_ref().expect("index from bridge_index");
+        Ok(crate::pipeline::trace::trace(
+            frame,
+            port,
+            bridge,
+            &mut self.ports,
+            now,
+        ))
     }
 }
