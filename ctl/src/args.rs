@@ -115,7 +115,8 @@ pub enum BridgeCmd {
 #[derive(Debug, Subcommand)]
 pub enum PortCmd {
     /// Add a port: type=tap [iface=TAPNAME] | type=afpacket iface=IFNAME |
-    /// type=afxdp iface=IFNAME [queues=N] [xdp_mode=native|generic|auto].
+    /// type=afxdp iface=IFNAME [queues=N] [xdp_mode=native|generic|auto] |
+    /// type=vhostuser socket=PATH [mode=server|client] [queues=N] [mac=MAC].
     Add {
         bridge: String,
         port: String,

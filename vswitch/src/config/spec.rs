@@ -197,6 +197,8 @@ pub struct PortSpec {
     pub afxdp: Option<AfXdpConfig>,
     /// A null port's role and traffic (`type=null`, for benchmarks).
     pub null: Option<crate::port::null::NullConfig>,
+    /// A vhost-user port's socket and queues.
+    pub vhostuser: Option<crate::port::vhostuser::VhostUserConfig>,
 }
 
 /// Options of the VLAN mode and policy, for every port kind.
@@ -270,7 +272,7 @@ impl PortSpec {
         validate_name("port", name)?;
         let kind: PortKind = options
             .get("type")
-            .ok_or("missing option type=tap|afpacket|afxdp|bond|vxlan|null")?
+            .ok_or("missing option type=tap|afpacket|afxdp|vhostuser|bond|vxlan|null")?
             .parse()?;
         if kind == PortKind::Vxlan {
             let mut known: Vec<&str> = vec!["type", "allowed_macs", "max_macs", "storm_pps"];
@@ -287,6 +289,7 @@ impl PortSpec {
                 bond: None,
                 afxdp: None,
                 null: None,
+                vhostuser: None,
             });
         }
         if kind == PortKind::Bond {
@@ -301,6 +304,7 @@ impl PortSpec {
                 bond: Some(super::bond::parse(options)?),
                 afxdp: None,
                 null: None,
+                vhostuser: None,
             });
         }
         if kind == PortKind::Null {
@@ -316,6 +320,22 @@ impl PortSpec {
                 bond: None,
                 afxdp: None,
                 null: Some(crate::port::null::parse(options)?),
+                vhostuser: None,
+            });
+        }
+        if kind == PortKind::Vhostuser {
+            let mut known: Vec<&str> = crate::port::vhostuser::KEYS.to_vec();
+            known.extend_from_slice(POLICY_KEYS);
+            reject_unknown(options, &known)?;
+            return Ok(PortSpec {
+                kind,
+                iface: String::new(),
+                policy: parse_policy(options)?,
+                vxlan: None,
+                bond: None,
+                afxdp: None,
+                null: None,
+                vhostuser: Some(crate::port::vhostuser::parse(options)?),
             });
         }
         let afxdp = if kind == PortKind::Afxdp {
@@ -342,6 +362,7 @@ impl PortSpec {
             bond: None,
             afxdp,
             null: None,
+            vhostuser: None,
         })
     }
 

@@ -90,7 +90,7 @@ impl Worker {
             let since = *idle_since.get_or_insert_with(Instant::now);
             // A port that has frames without a descriptor (a null source)
             // keeps the loop spinning.
-            if since.elapsed() >= spin.budget() && !self.switch.always_ready() {
+            if since.elapsed() >= spin.budget() && !self.switch.prepare_to_block() {
                 spin.record(since.elapsed());
                 idle_since = None;
                 let timeout = next_tick

@@ -82,10 +82,15 @@ impl Switch {
         total
     }
 
-    /// True when a port has frames to give without a readable descriptor
-    /// (`Port::always_ready`): the loop must not block then.
-    pub fn always_ready(&self) -> bool {
-        self.ports.iter().flatten().any(|s| s.port.always_ready())
+    /// Readies every port for the loop to block (`Port::prepare_to_block`);
+    /// true when one has frames without a readable descriptor (a null
+    /// source, a guest that queued frames meanwhile): no blocking then.
+    pub fn prepare_to_block(&mut self) -> bool {
+        let mut ready = false;
+        for slot in self.ports.iter_mut().flatten() {
+            ready |= slot.port.prepare_to_block();
+        }
+        ready
     }
 
     /// Runs a received batch through its bridge, then sends what tunnels
@@ -142,6 +147,7 @@ impl Switch {
             match slot.port.take_event() {
                 None => return,
                 Some(PortEvent::AnnounceMacs) => self.announce_macs(id, batch),
+                Some(PortEvent::OffloadsChanged) => slot.caps = slot.port.offload_caps(),
             }
         }
     }

@@ -68,17 +68,33 @@ drop_reasons! {
     TxError => "tx_error", "The output port's send call failed.";
     TxTooBig => "tx_too_big", "Frame larger than the output port can send.";
     BondNotCollecting => "bond_not_collecting", "Received on a bond member that may not pass frames up (LACP not collecting, or not the active member).";
+    PortNotReady => "port_not_ready", "Sent to a port that cannot carry frames yet (a vhost-user port with no front end, or its queues not running).";
+    VhostBadDescriptor => "vhost_bad_descriptor", "A vhost-user guest's buffer was outside its shared memory, of the wrong direction, or too short for a virtio-net header; the buffer goes back to the guest unused.";
+    VhostRingError => "vhost_ring_error", "A vhost-user queue's ring was broken (its index jumped past the ring size, or the ring left the guest's memory): the connection is reset.";
     BondNoLink => "bond_no_link", "Sent to a bond with no member able to carry it (none distributing, or no active member).";
 }
 
 /// A copy of one port's counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortCounters {
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
     drops: [u64; DropReason::COUNT],
+}
+
+// Arrays longer than 32 have no derived Default.
+impl Default for PortCounters {
+    fn default() -> Self {
+        PortCounters {
+            rx_packets: 0,
+            rx_bytes: 0,
+            tx_packets: 0,
+            tx_bytes: 0,
+            drops: [0; DropReason::COUNT],
+        }
+    }
 }
 
 impl PortCounters {

@@ -25,6 +25,7 @@ pub mod loopback;
 pub mod null;
 pub mod sys;
 pub mod tap;
+pub mod vhostuser;
 pub mod vxlan;
 
 /// The backend kinds an operator can ask for.
@@ -38,6 +39,7 @@ pub enum PortKind {
     Bond,
     Loopback,
     Null,
+    Vhostuser,
 }
 
 impl PortKind {
@@ -50,6 +52,7 @@ impl PortKind {
             PortKind::Bond => "bond",
             PortKind::Loopback => "loopback",
             PortKind::Null => "null",
+            PortKind::Vhostuser => "vhostuser",
         }
     }
 }
@@ -64,8 +67,10 @@ impl std::str::FromStr for PortKind {
             "vxlan" => Ok(PortKind::Vxlan),
             "bond" => Ok(PortKind::Bond),
             "null" => Ok(PortKind::Null),
+            "vhostuser" => Ok(PortKind::Vhostuser),
             other => Err(format!(
-                "unknown port type {other:?}: expected tap, afpacket, afxdp, bond, vxlan or null"
+                "unknown port type {other:?}: expected tap, afpacket, afxdp, vhostuser, bond, \
+                 vxlan or null"
             )),
         }
     }
@@ -140,6 +145,14 @@ pub trait Port: Send {
     /// while a port says so.
     fn always_ready(&self) -> bool {
         false
+    }
+
+    /// The loop is about to block on `readiness_fd`: re-arm any wake-up
+    /// the backend turned off while it was polled (a vhost-user port turns
+    /// the guest's kicks back on). True when frames arrived meanwhile, so
+    /// the loop must not block.
+    fn prepare_to_block(&mut self) -> bool {
+        self.always_ready()
     }
 
     /// Periodic work: protocol timers, link checks. The datapath calls it
@@ -235,6 +248,9 @@ pub enum PortEvent {
     /// failed over): announce every MAC the bridge knows behind its other
     /// ports through this port, so upstream switches relearn at once.
     AnnounceMacs,
+    /// The offload requests the port takes (`offload_caps`) changed: a
+    /// vhost-user guest connected or renegotiated.
+    OffloadsChanged,
 }
 
 /// Checks a Linux interface name: 1..=15 bytes, no '/', ':' or whitespace.
@@ -271,6 +287,12 @@ pub fn open(name: &str, spec: &crate::config::PortSpec) -> Result<Box<dyn Port>,
         (PortKind::Vxlan, _, Some(cfg)) => Ok(Box::new(vxlan::VxlanPort::new(name, cfg.clone()))),
         (PortKind::Vxlan, _, None) => Err(PortError::Invalid(format!("{name}: no VTEP settings"))),
         (PortKind::Loopback, _, _) => Ok(Box::new(loopback::LoopbackPort::new(iface))),
+        (PortKind::Vhostuser, _, _) => match &spec.vhostuser {
+            Some(cfg) => Ok(Box::new(vhostuser::VhostUserPort::open(name, cfg)?)),
+            None => Err(PortError::Invalid(format!(
+                "{name}: no vhost-user settings"
+            ))),
+        },
         (PortKind::Null, _, _) => match &spec.null {
             Some(cfg) => Ok(Box::new(null::NullPort::new(name, cfg.clone()))),
             None => Err(PortError::Invalid(format!("{name}: no null port settings"))),

@@ -42,6 +42,45 @@ impl Epoll {
         Ok(())
     }
 
+    /// Stops watching `fd`. Must be called while `fd` is still open: the
+    /// kernel keeps a watch on a descriptor another process shares (a
+    /// vhost-user kick eventfd) after our copy closes.
+    pub fn remove(&self, fd: RawFd) -> SysResult<()> {
+        // SAFETY: EPOLL_CTL_DEL ignores the event argument; a null pointer
+        // is allowed since Linux 2.6.9.
+        let rc = unsafe {
+            libc::epoll_ctl(
+                self.fd.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                fd,
+                std::ptr::null_mut(),
+            )
+        };
+        if rc < 0 {
+            return Err(SysError::last(
+                "remove a descriptor from the epoll instance",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The watched descriptors that are ready now, without waiting: fills
+    /// `ready` and returns how many.
+    pub fn ready_now(&self, ready: &mut [RawFd]) -> usize {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 16];
+        let max = events.len().min(ready.len()) as i32;
+        // SAFETY: `events` is valid for writes of `max` entries.
+        let n = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), events.as_mut_ptr(), max, 0) };
+        if n <= 0 {
+            return 0;
+        }
+        let n = n as usize;
+        for (slot, ev) in ready.iter_mut().zip(&events[..n]) {
+            *slot = ev.u64 as RawFd;
+        }
+        n
+    }
+
     pub fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }

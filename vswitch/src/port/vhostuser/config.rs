@@ -1,0 +1,106 @@
+//! `type=vhostuser` options: `socket=PATH [mode=server|client] [queues=N]
+//! [mac=MAC]`.
+
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use crate::control::protocol::Options;
+use crate::wire::MacAddr;
+
+pub const KEYS: &[&str] = &["type", "socket", "mode", "queues", "mac"];
+
+/// Most queue pairs a port takes (each pair is polled by the datapath).
+pub const MAX_QUEUE_PAIRS: u16 = 16;
+
+/// Who creates the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketMode {
+    /// The switch listens; the front end (QEMU `server=off`) connects.
+    Server,
+    /// The front end listens (QEMU `server=on`, virtio-user `server=1`);
+    /// the switch connects and reconnects.
+    Client,
+}
+
+impl SocketMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SocketMode::Server => "server",
+            SocketMode::Client => "client",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VhostUserConfig {
+    pub socket: PathBuf,
+    pub mode: SocketMode,
+    pub queue_pairs: u16,
+    /// Given to the guest through the configuration space.
+    pub mac: Option<MacAddr>,
+}
+
+pub fn parse(options: &Options) -> Result<VhostUserConfig, String> {
+    let socket = options
+        .get("socket")
+        .ok_or("type=vhostuser needs socket=PATH")?;
+    let path = PathBuf::from(socket);
+    if !path.is_absolute() || path.file_name().is_none() {
+        return Err(format!(
+            "socket={socket:?}: expected an absolute path to a file"
+        ));
+    }
+    if socket.len() >= 108 {
+        return Err(format!(
+            "socket={socket:?}: a unix socket path has at most 107 bytes"
+        ));
+    }
+    let mode = match options.get("mode").map(String::as_str) {
+        None | Some("server") => SocketMode::Server,
+        Some("client") => SocketMode::Client,
+        Some(other) => return Err(format!("mode={other:?}: expected server or client")),
+    };
+    let queue_pairs = match options.get("queues") {
+        None => 1,
+        Some(v) => match v.parse::<u16>() {
+            Ok(n) if (1..=MAX_QUEUE_PAIRS).contains(&n) => n,
+            _ => return Err(format!("queues={v:?}: expected 1 to {MAX_QUEUE_PAIRS}")),
+        },
+    };
+    let mac = match options.get("mac") {
+        None => None,
+        Some(v) => {
+            let mac: MacAddr = v
+                .parse()
+                .map_err(|_| format!("mac={v:?}: not a MAC address"))?;
+            if mac.0[0] & 1 != 0 || mac.0 == [0; 6] {
+                return Err(format!(
+                    "mac={v}: a NIC's address must be unicast and not zero"
+                ));
+            }
+            Some(mac)
+        }
+    };
+    Ok(VhostUserConfig {
+        socket: path,
+        mode,
+        queue_pairs,
+        mac,
+    })
+}
+
+/// Makes room for a server socket: removes a socket file nobody listens on
+/// (left by a switch that was killed), refuses anything else.
+pub fn clear_stale_socket(path: &Path) -> Result<(), String> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !meta.file_type().is_socket() {
+        return Err(format!("{}: exists and is not a socket", path.display()));
+    }
+    if UnixStream::connect(path).is_ok() {
+        return Err(format!("{}: another process listens on it", path.display()));
+    }
+    std::fs::remove_file(path).map_err(|e| format!("{}: {e}", path.display()))
+}
