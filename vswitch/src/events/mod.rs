@@ -87,6 +87,10 @@ pub enum StatusEvent {
         member: Option<Name>,
         previous: Option<Name>,
     },
+    /// A port without a kernel interface gained or lost its peer (a
+    /// vhost-user front end connected with its queues running, or left):
+    /// reported as a `link` event.
+    PeerLink { up: bool },
 }
 
 /// An event as the datapath queues it.
@@ -357,6 +361,7 @@ impl DpEvent {
                     member: member.as_ref().map(s),
                     previous: previous.as_ref().map(s),
                 },
+                StatusEvent::PeerLink { up } => EventKind::Link { port: s(&port), up },
             },
             DpEventKind::MacMove {
                 bridge,

@@ -76,9 +76,14 @@ pub struct VhostUserPort {
     connects: u64,
     ring_faults: u64,
     protocol_errors: u64,
-    last_error: Option<String>,
+    /// Why the last front end went away, and why connecting fails now.
+    last_disconnect: Option<String>,
+    connect_error: Option<String>,
     caps: OffloadCaps,
     event: Option<PortEvent>,
+    /// Readiness last reported to monitors, and the report not yet taken.
+    reported_ready: bool,
+    status: Option<crate::events::StatusEvent>,
     /// Receive rings (to the guest) that run, for spreading flows.
     to_guest: Vec<usize>,
     from_guest: Vec<usize>,
@@ -106,9 +111,12 @@ impl VhostUserPort {
             connects: 0,
             ring_faults: 0,
             protocol_errors: 0,
-            last_error: None,
+            last_disconnect: None,
+            connect_error: None,
             caps: OffloadCaps::NONE,
             event: None,
+            reported_ready: false,
+            status: None,
             to_guest: Vec::new(),
             from_guest: Vec::new(),
         };
@@ -167,6 +175,7 @@ impl VhostUserPort {
         ));
         self.conn_fd = fd;
         self.connects += 1;
+        self.connect_error = None;
         self.backoff = RECONNECT_MIN;
     }
 
@@ -180,7 +189,7 @@ impl VhostUserPort {
         let _ = self.epoll.remove(self.conn_fd);
         self.conn = None;
         self.conn_fd = -1;
-        self.last_error = Some(why);
+        self.last_disconnect = Some(why);
         self.device().reset();
         if let Some(listener) = &self.listener {
             let _ = self.epoll.add(listener.as_raw_fd());
@@ -193,7 +202,7 @@ impl VhostUserPort {
         match UnixStream::connect(&self.cfg.socket) {
             Ok(stream) => self.attach(stream),
             Err(e) => {
-                self.last_error = Some(format!("connect: {e}"));
+                self.connect_error = Some(e.to_string());
                 self.next_connect = self.now + self.backoff;
                 self.backoff = (self.backoff * 2).min(RECONNECT_MAX);
             }
@@ -270,6 +279,13 @@ impl VhostUserPort {
         if caps != self.caps {
             self.caps = caps;
             self.event = Some(PortEvent::OffloadsChanged);
+        }
+        let ready = self.ready();
+        if ready != self.reported_ready {
+            self.reported_ready = ready;
+            // Only the latest state matters to a monitor.
+            self.status = Some(crate::events::StatusEvent::PeerLink { up: ready });
+            tracing::info!(port = %self.name, up = ready, "vhost-user queues {}", if ready { "running" } else { "stopped" });
         }
     }
 
@@ -452,6 +468,10 @@ impl Port for VhostUserPort {
         self.event.take()
     }
 
+    fn take_status(&mut self) -> Option<crate::events::StatusEvent> {
+        self.status.take()
+    }
+
     fn details(&self) -> Option<serde_json::Value> {
         let dev = self.device();
         let acked = dev.acked();
@@ -484,7 +504,8 @@ impl Port for VhostUserPort {
             "reconnects": self.connects.saturating_sub(1),
             "ring_faults": self.ring_faults,
             "protocol_errors": self.protocol_errors,
-            "last_error": self.last_error,
+            "last_disconnect": self.last_disconnect,
+            "connect_error": self.connect_error,
         });
         Some(serde_json::json!({ "vhostuser": v }))
     }
