@@ -100,7 +100,76 @@ pub fn clear_stale_socket(path: &Path) -> Result<(), String> {
         return Err(format!("{}: exists and is not a socket", path.display()));
     }
     if UnixStream::connect(path).is_ok() {
-        return Err(format!("{}: another process listens on it", path.display()));
+        return Err(format!(
+            "{}: something already listens on it (another port or process)",
+            path.display()
+        ));
     }
     std::fs::remove_file(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(kv: &[(&str, &str)]) -> Options {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_and_full_options() {
+        let c = parse(&opts(&[("socket", "/run/vm1.sock")])).unwrap();
+        assert_eq!(c.socket, PathBuf::from("/run/vm1.sock"));
+        assert_eq!(
+            (c.mode, c.queue_pairs, c.mac),
+            (SocketMode::Server, 1, None)
+        );
+        let c = parse(&opts(&[
+            ("socket", "/run/vm1.sock"),
+            ("mode", "client"),
+            ("queues", "4"),
+            ("mac", "52:54:00:00:00:01"),
+        ]))
+        .unwrap();
+        assert_eq!((c.mode, c.queue_pairs), (SocketMode::Client, 4));
+        assert_eq!(c.mac.unwrap().to_string(), "52:54:00:00:00:01");
+    }
+
+    #[test]
+    fn bad_options_name_the_problem() {
+        let err = |kv: &[(&str, &str)]| parse(&opts(kv)).unwrap_err();
+        assert!(err(&[]).contains("socket=PATH"));
+        assert!(err(&[("socket", "vm1.sock")]).contains("absolute"));
+        let long = format!("/{}", "a".repeat(120));
+        assert!(err(&[("socket", &long)]).contains("107"));
+        assert!(err(&[("socket", "/s"), ("mode", "both")]).contains("server or client"));
+        for q in ["0", "17", "x"] {
+            assert!(
+                err(&[("socket", "/s"), ("queues", q)]).contains("1 to 16"),
+                "{q}"
+            );
+        }
+        assert!(err(&[("socket", "/s"), ("mac", "01:00:5e:00:00:01")]).contains("unicast"));
+        assert!(err(&[("socket", "/s"), ("mac", "nope")]).contains("not a MAC"));
+    }
+
+    #[test]
+    fn stale_socket_is_replaced_but_a_live_one_or_a_file_is_not() {
+        let dir = std::env::temp_dir().join(format!("vhu-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        assert!(clear_stale_socket(&path).is_ok(), "nothing there");
+        let live = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        assert!(clear_stale_socket(&path).unwrap_err().contains("listens"));
+        drop(live);
+        assert!(clear_stale_socket(&path).is_ok());
+        assert!(!path.exists());
+        std::fs::write(&path, b"data").unwrap();
+        assert!(clear_stale_socket(&path)
+            .unwrap_err()
+            .contains("not a socket"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
