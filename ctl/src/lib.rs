@@ -15,6 +15,7 @@ mod metrics;
 mod monitor;
 mod render;
 mod trace;
+mod vhostuser;
 mod vxlan;
 
 use clap::Parser;

@@ -123,7 +123,10 @@ pub fn render(cmd: &Cmd, data: serde_json::Value, json: bool) -> anyhow::Result<
                 .collect();
             out.push(format!("options: {}", options.join(" ")));
             if let Some(d) = p.details {
-                out.push(format!("details: {}", serde_json::to_string_pretty(&d)?));
+                match crate::vhostuser::render(&d) {
+                    Some(lines) => out.extend(lines),
+                    None => out.push(format!("details: {}", serde_json::to_string_pretty(&d)?)),
+                }
             }
             out.join("\n")
         }
