@@ -33,6 +33,7 @@ use vhost::vhost_user::BackendReqHandler;
 
 use self::device::Device;
 use self::virtq::RingFault;
+use super::bond::hash::{flow_hash, HashPolicy};
 use super::sys::epoll::Epoll;
 use super::{Port, PortError, PortEvent, PortKind};
 use crate::packet::offload::OffloadCaps;
@@ -87,6 +88,8 @@ pub struct VhostUserPort {
     /// Receive rings (to the guest) that run, for spreading flows.
     to_guest: Vec<usize>,
     from_guest: Vec<usize>,
+    /// Per frame of a burst, the receive queue its flow goes to.
+    queue_of: Vec<u8>,
 }
 
 impl VhostUserPort {
@@ -119,6 +122,7 @@ impl VhostUserPort {
             status: None,
             to_guest: Vec::new(),
             from_guest: Vec::new(),
+            queue_of: Vec::with_capacity(crate::packet::BATCH_SIZE),
         };
         match cfg.mode {
             SocketMode::Server => port.listen()?,
@@ -321,18 +325,10 @@ impl VhostUserPort {
         hdrs: Option<&[VnetHdr]>,
         counters: &mut PortCounters,
     ) -> usize {
-        let Some(&first) = self.to_guest.first() else {
+        if self.to_guest.is_empty() {
             counters.count_drops(DropReason::PortNotReady, frames.len() as u64);
             return 0;
-        };
-        // One receive queue per burst: the flow hash of the burst's first
-        // frame picks it, so a flow keeps its order.
-        let index = if self.to_guest.len() > 1 {
-            let hash = frames.first().map_or(0, |f| flow_hash(f));
-            self.to_guest[hash as usize % self.to_guest.len()]
-        } else {
-            first
-        };
+        }
         let mut dev = self.device.lock().unwrap_or_else(|e| e.into_inner());
         let acked = dev.acked();
         if let Some(hdrs) = hdrs {
@@ -349,33 +345,45 @@ impl VhostUserPort {
             return 0;
         };
         let merge = acked.has(features::NET_F_MRG_RXBUF);
-        let result = rings[index].transmit(mem, frames, hdrs, acked.header_len(), merge, counters);
-        drop(dev);
-        match result {
-            Ok(sent) => sent,
-            Err(fault) => {
-                counters.count_drop(DropReason::VhostRingError);
-                self.ring_fault(index, fault);
-                0
+        let hdr_len = acked.header_len();
+        let mut sent = 0;
+        let mut fault = None;
+        if let [index] = self.to_guest[..] {
+            match rings[index].transmit(mem, frames, hdrs, hdr_len, merge, counters) {
+                Ok(n) => sent = n,
+                Err(f) => fault = Some((index, f)),
+            }
+        } else {
+            // Each frame to the queue its flow hashes to, so a flow stays
+            // in order.
+            let queues = self.to_guest.len();
+            self.queue_of.clear();
+            self.queue_of.extend(
+                frames
+                    .iter()
+                    .map(|f| (flow_hash(f, HashPolicy::L34) as usize % queues) as u8),
+            );
+            let queue_of = &self.queue_of;
+            for (q, &index) in self.to_guest.iter().enumerate() {
+                let pick = |i: usize| usize::from(queue_of[i]) == q;
+                match rings[index]
+                    .transmit_selected(mem, frames, hdrs, hdr_len, merge, &pick, counters)
+                {
+                    Ok(n) => sent += n,
+                    Err(f) => {
+                        fault = Some((index, f));
+                        break;
+                    }
+                }
             }
         }
+        drop(dev);
+        if let Some((index, f)) = fault {
+            counters.count_drop(DropReason::VhostRingError);
+            self.ring_fault(index, f);
+        }
+        sent
     }
-}
-
-/// A cheap hash of the addresses that name a flow (MACs, and the IPv4
-/// addresses when present).
-fn flow_hash(frame: &[u8]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    let end = if frame.get(12..14) == Some(&[0x08, 0x00]) {
-        34
-    } else {
-        12
-    };
-    let picked = frame.get(..end).unwrap_or(frame);
-    for &b in picked.iter().take(12).chain(picked.iter().skip(26)) {
-        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-    }
-    h
 }
 
 impl Port for VhostUserPort {

@@ -291,8 +291,26 @@ impl Vring {
         merge: bool,
         counters: &mut PortCounters,
     ) -> std::result::Result<usize, RingFault> {
+        let all = |_| true;
+        self.transmit_selected(mem, frames, hdrs, hdr_len, merge, &all, counters)
+    }
+
+    /// `transmit` of the frames whose index `pick` accepts (the ones a
+    /// multiqueue port sends through this queue).
+    #[allow(clippy::too_many_arguments)]
+    pub fn transmit_selected(
+        &mut self,
+        mem: &GuestMemoryMmap,
+        frames: &[&[u8]],
+        hdrs: Option<&[VnetHdr]>,
+        hdr_len: usize,
+        merge: bool,
+        pick: &dyn Fn(usize) -> bool,
+        counters: &mut PortCounters,
+    ) -> std::result::Result<usize, RingFault> {
+        let picked_from = |i: usize| (i..frames.len()).filter(|&j| pick(j)).count() as u64;
         if !self.active {
-            counters.count_drops(DropReason::PortNotReady, frames.len() as u64);
+            counters.count_drops(DropReason::PortNotReady, picked_from(0));
             return Ok(0);
         }
         let mut sent = 0;
@@ -301,9 +319,12 @@ impl Vring {
             Err(_) => return Err(self.stop_on_fault()),
         };
         for (i, frame) in frames.iter().enumerate() {
+            if !pick(i) {
+                continue;
+            }
             if self.used.len() + 1 >= MAX_USED_PER_BURST {
-                counters.count_drops(DropReason::TxRingFull, (frames.len() - i) as u64);
-                self.drops += (frames.len() - i) as u64;
+                counters.count_drops(DropReason::TxRingFull, picked_from(i));
+                self.drops += picked_from(i);
                 break;
             }
             let hdr = hdrs.and_then(|h| h.get(i)).copied().unwrap_or_default();
@@ -387,9 +408,9 @@ impl Vring {
                 } else {
                     DropReason::TxTooBig
                 };
-                let rest = if outcome.short { frames.len() - i } else { 1 };
-                counters.count_drops(reason, rest as u64);
-                self.drops += rest as u64;
+                let rest = if outcome.short { picked_from(i) } else { 1 };
+                counters.count_drops(reason, rest);
+                self.drops += rest;
                 if outcome.short {
                     break;
                 }
