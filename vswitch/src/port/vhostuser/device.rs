@@ -203,6 +203,17 @@ impl VhostUserBackendReqHandlerMut for Device {
             if size == 0 {
                 return Err(Error::InvalidParam);
             }
+            // A mapping past the end of its file faults (SIGBUS) when
+            // touched, which would take the whole switch down: refuse a
+            // region its file does not back.
+            let end = region
+                .mmap_offset
+                .checked_add(region.memory_size)
+                .ok_or(Error::InvalidParam)?;
+            let backed = file.metadata().map(|m| m.len()).unwrap_or(0);
+            if backed < end {
+                return Err(invalid("memory region larger than the file that backs it"));
+            }
             let offset = FileOffset::new(file, region.mmap_offset);
             let mmap = GuestRegionMmap::from_range(
                 GuestAddress(region.guest_phys_addr),
