@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::Arc;
 
 use vhost::vhost_user::message::{
@@ -277,6 +277,12 @@ impl VhostUserBackendReqHandlerMut for Device {
         if let Some(old) = &vring.kick {
             let _ = epoll.remove(old.as_raw_fd());
         }
+        if let Some(new) = &fd {
+            // Kicks are cleared by reads that must never wait, even if a
+            // descriptor number was reused between a readiness check and
+            // the read.
+            crate::port::sys::set_nonblocking(new.as_fd()).map_err(Error::ReqHandlerError)?;
+        }
         if let Some(new) = fd.as_ref().filter(|_| index % 2 == 1) {
             epoll
                 .add(new.as_raw_fd())
@@ -288,6 +294,11 @@ impl VhostUserBackendReqHandlerMut for Device {
     }
 
     fn set_vring_call(&mut self, index: u8, fd: Option<File>) -> Result<()> {
+        if let Some(call) = &fd {
+            // A write to it must never wait, whatever the front end passed
+            // (an eventfd, or a pipe that could fill up).
+            crate::port::sys::set_nonblocking(call.as_fd()).map_err(Error::ReqHandlerError)?;
+        }
         self.vring(u32::from(index))?.call = fd;
         Ok(())
     }
