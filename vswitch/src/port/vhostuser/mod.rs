@@ -43,7 +43,7 @@ use crate::wire::vnet::VnetHdr;
 
 /// A protocol message that does not arrive whole within this is a broken
 /// front end: the connection is reset rather than the datapath held up.
-const MESSAGE_TIMEOUT: Duration = Duration::from_millis(200);
+const MESSAGE_TIMEOUT: Duration = Duration::from_millis(20);
 
 /// The datapath checks the socket for protocol messages every this many
 /// polls while frames flow (and always before it sleeps).
