@@ -249,12 +249,24 @@ impl VhostUserPort {
         let Some(conn) = self.conn.as_mut() else {
             return;
         };
-        if let Err(e) = conn.handle_request() {
-            use vhost::vhost_user::Error as E;
-            if !matches!(e, E::Disconnected | E::PartialMessage | E::SocketBroken(_)) {
+        use vhost::vhost_user::Error as E;
+        match conn.handle_request() {
+            Ok(()) => {}
+            // A request that needs a feature not negotiated on this
+            // connection yet. DPDK's virtio-user, reconnecting to a
+            // restarted switch, first stops its old rings (SET_VRING_ENABLE,
+            // GET_VRING_BASE) and only then negotiates: refuse the one
+            // message and keep the connection, as DPDK's own back end does.
+            Err(e @ (E::InactiveFeature(_) | E::InactiveOperation(_))) => {
                 self.protocol_errors += 1;
+                tracing::debug!(port = %self.name, "vhost-user request refused: {e}");
             }
-            self.detach(e.to_string());
+            Err(e) => {
+                if !matches!(e, E::Disconnected | E::PartialMessage | E::SocketBroken(_)) {
+                    self.protocol_errors += 1;
+                }
+                self.detach(e.to_string());
+            }
         }
     }
 
