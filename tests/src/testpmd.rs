@@ -27,7 +27,9 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::{poll, seq, Netns};
+use serde_json::Value;
+
+use crate::{poll, seq, Daemon, Netns};
 
 /// Where Debian's dpdk-dev package (installed by `.ci/run`) puts testpmd.
 pub const TESTPMD: &str = "/usr/bin/dpdk-testpmd";
@@ -766,6 +768,23 @@ impl Testpmd {
         stats
     }
 
+    /// Changes the forwarding mode (while forwarding is stopped).
+    pub fn set_fwd(&mut self, fwd: Fwd) {
+        let out = self.cmd(&format!("set fwd {}", fwd.as_str()));
+        assert!(out.contains("forwarding mode"), "`set fwd`: {out}");
+    }
+
+    /// The MAC address of port `port`, lower case.
+    #[track_caller]
+    pub fn mac(&mut self, port: u16) -> String {
+        let info = self.cmd(&format!("show port info {port}"));
+        info.lines()
+            .find_map(|l| l.trim().strip_prefix("MAC address: "))
+            .unwrap_or_else(|| panic!("no MAC address in {info}"))
+            .trim()
+            .to_ascii_lowercase()
+    }
+
     /// Whether port `port` reports its link up.
     pub fn link_up(&mut self, port: u16) -> bool {
         let info = self.cmd(&format!("show port info {port}"));
@@ -909,6 +928,88 @@ fn number_fields(text: &str) -> BTreeMap<Option<usize>, BTreeMap<String, u64>> {
         }
     }
     all
+}
+
+// ---------------------------------------------------------------------------------------------
+// The switch's side of a vhost-user port.
+
+/// `vsctl port add BRIDGE PORT type=vhostuser socket=SOCK OPTS...`.
+#[track_caller]
+pub fn add_vhost_port(d: &Daemon, bridge: &str, port: &str, sock: &Path, opts: &[&str]) {
+    let socket = format!("socket={}", sock.display());
+    let mut args = vec!["port", "add", bridge, port, "type=vhostuser", &socket];
+    args.extend_from_slice(opts);
+    d.ctl(&args);
+}
+
+/// One counter of `vsctl stats PORT` (`rx_packets`, `tx_bytes`, ...).
+#[track_caller]
+pub fn port_counter(d: &Daemon, port: &str, key: &str) -> u64 {
+    let s = d.port_stats(port);
+    s[key].as_u64().unwrap_or_else(|| panic!("no {key} in {s}"))
+}
+
+/// Every drop reason counted on a port, summed.
+#[track_caller]
+pub fn port_drops(d: &Daemon, port: &str) -> u64 {
+    let s = d.port_stats(port);
+    let reasons = s["drops"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no drops in {s}"));
+    reasons.values().map(|n| n.as_u64().unwrap_or(0)).sum()
+}
+
+/// The negotiated feature names of a vhost-user port's details.
+#[track_caller]
+pub fn features(details: &Value) -> Vec<String> {
+    details["features"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no features array in {details}"))
+        .iter()
+        .map(|f| {
+            f.as_str()
+                .unwrap_or_else(|| panic!("feature {f}"))
+                .to_string()
+        })
+        .collect()
+}
+
+/// `details.vhostuser` of `vsctl port show PORT`.
+#[track_caller]
+pub fn vhost_details(d: &Daemon, port: &str) -> Value {
+    let shown = d.ctl(&["port", "show", port]);
+    let v = shown["details"]["vhostuser"].clone();
+    assert!(v.is_object(), "{port} has no details.vhostuser: {shown}");
+    v
+}
+
+/// Waits (bounded) until the port's `state` is `state`; returns its details then.
+#[track_caller]
+pub fn wait_vhost_state(d: &Daemon, port: &str, state: &str, limit: Duration) -> Value {
+    let mut last = Value::Null;
+    let found = poll(limit, Duration::from_millis(50), || {
+        last = vhost_details(d, port);
+        (last["state"] == state).then(|| last.clone())
+    });
+    found.unwrap_or_else(|| panic!("{port} not {state:?} after {limit:?}: {last:#}"))
+}
+
+/// Sum of one counter (`frames`, `bytes`, `drops`) over a port's queues in `direction`
+/// (`to_guest` or `from_guest`).
+#[track_caller]
+pub fn queue_sum(details: &Value, direction: &str, counter: &str) -> u64 {
+    let queues = details["queues"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no queues array in {details}"));
+    queues
+        .iter()
+        .filter(|q| q["direction"] == direction)
+        .map(|q| {
+            q[counter]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no {counter} in {q}"))
+        })
+        .sum()
 }
 
 /// A private directory for a test's sockets and pcap files, removed on drop. Its path is short:
