@@ -471,7 +471,10 @@ impl Builder {
     /// Starts testpmd and waits until its command line answers; panics if it cannot.
     #[track_caller]
     pub fn start(self) -> Testpmd {
-        self.try_start().unwrap_or_else(|e| panic!("{e}"))
+        match self.try_start() {
+            Ok(t) => t,
+            Err(e) => panic!("{e}"),
+        }
     }
 
     /// Starts testpmd and waits until its command line answers; `Err` (with its output) if it
@@ -655,11 +658,25 @@ impl Testpmd {
     }
 
     fn try_wait_ready(&mut self) -> Result<(), String> {
-        if !self.ready {
-            self.try_cmd("", START_TIMEOUT)
-                .map_err(|e| format!("testpmd did not start: {e}\n{}", self.tail()))?;
-            self.ready = true;
+        if self.ready {
+            return Ok(());
         }
+        self.try_cmd("", START_TIMEOUT)
+            .map_err(|e| format!("testpmd did not start: {e}\n{}", self.tail()))?;
+        // A device that fails to probe leaves testpmd running without it.
+        let summary = self.try_cmd("show port summary all", CMD_TIMEOUT)?;
+        let ports = summary
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Number of available ports:"))
+            .and_then(|n| n.trim().parse::<usize>().ok());
+        if ports != Some(self.ports) {
+            return Err(format!(
+                "testpmd has {ports:?} ports, not the {} it was given\n{}",
+                self.ports,
+                self.tail()
+            ));
+        }
+        self.ready = true;
         Ok(())
     }
 
@@ -667,8 +684,10 @@ impl Testpmd {
     #[track_caller]
     pub fn cmd(&mut self, line: &str) -> String {
         self.wait_ready();
-        self.try_cmd(line, CMD_TIMEOUT)
-            .unwrap_or_else(|e| panic!("testpmd `{line}`: {e}\n{}", self.tail()))
+        match self.try_cmd(line, CMD_TIMEOUT) {
+            Ok(out) => out,
+            Err(e) => panic!("testpmd `{line}`: {e}\n{}", self.tail()),
+        }
     }
 
     fn try_cmd(&mut self, line: &str, limit: Duration) -> Result<String, String> {
@@ -830,12 +849,13 @@ impl Testpmd {
             last = self.port_stats(port);
             (last.rx_packets >= count).then_some(last)
         });
-        done.unwrap_or_else(|| {
-            panic!(
+        match done {
+            Some(stats) => stats,
+            None => panic!(
                 "testpmd port {port} received {} of {count} frames in {limit:?}: {last:?}",
                 last.rx_packets
-            )
-        })
+            ),
+        }
     }
 
     /// Quits cleanly (`quit`: ports stopped and closed, a vhost-user peer sees the rings
@@ -991,7 +1011,10 @@ pub fn wait_vhost_state(d: &Daemon, port: &str, state: &str, limit: Duration) ->
         last = vhost_details(d, port);
         (last["state"] == state).then(|| last.clone())
     });
-    found.unwrap_or_else(|| panic!("{port} not {state:?} after {limit:?}: {last:#}"))
+    match found {
+        Some(v) => v,
+        None => panic!("{port} not {state:?} after {limit:?}: {last:#}"),
+    }
 }
 
 /// Sum of one counter (`frames`, `bytes`, `drops`) over a port's queues in `direction`

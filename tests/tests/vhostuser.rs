@@ -69,6 +69,13 @@ fn harness_counts_agree_with_dpdk_vhost() {
         back.kill();
         assert!(!sock.exists(), "the served socket was not removed");
     }
+    // A virtio-user port with nobody on its socket: testpmd gives up, and so does the start.
+    let err = Testpmd::builder()
+        .virtio_user(VirtioUser::new(dir.path("nobody.sock")))
+        .try_start()
+        .err()
+        .expect("testpmd started without its back end");
+    assert!(err.contains("nobody.sock"), "{err}");
 }
 
 const BR: &str = "br0";
@@ -293,4 +300,13 @@ fn two_queue_pairs_carry_frames_on_every_queue() {
         }
     }
     assert_eq!(queue_sum(&det2, "to_guest", "frames"), to_vm2);
+    // The frames' flows (source addresses vary) spread over VM2's receive queues.
+    for q in det2["queues"].as_array().expect("queues") {
+        if q["direction"] == "to_guest" {
+            assert!(
+                q["frames"].as_u64() > Some(0),
+                "a receive queue unused: {det2}"
+            );
+        }
+    }
 }
