@@ -248,3 +248,45 @@ fn to_guest(d: &Daemon, front: &mut Testpmd, port: &str, label: &str) {
     front.stop_fwd();
     d.ctl(&["port", "del", BR, &src]);
 }
+
+/// Options are checked with a reason; a server port's socket lives as long as the port (one
+/// port per socket), and a socket left by a killed switch is taken over on restart.
+#[test]
+fn options_are_checked_and_the_socket_follows_the_port() {
+    let dir = Scratch::new("vhopt");
+    let sock = dir.path("vm.sock");
+    let mut d = bridge_with_sink("vh-options");
+    let s = format!("socket={}", sock.display());
+    let not_sock = dir.path("plain");
+    std::fs::write(&not_sock, "x").expect("write a plain file");
+    let plain = format!("socket={}", not_sock.display());
+    for (opts, reason) in [
+        (vec![], "socket"),
+        (vec!["socket=vm.sock"], "absolute"),
+        (vec![s.as_str(), "queues=0"], "queues"),
+        (vec![s.as_str(), "queues=17"], "queues"),
+        (vec![s.as_str(), "mode=listen"], "mode"),
+        (vec![s.as_str(), "mac=01:00:00:00:00:01"], "mac"),
+        (vec![plain.as_str()], "not a socket"),
+    ] {
+        let mut args = vec!["port", "add", BR, "bad", "type=vhostuser"];
+        args.extend(&opts);
+        let err = d.ctl_err(&args);
+        assert!(err.contains(reason), "{opts:?}: {err}");
+    }
+    assert!(!sock.exists());
+    add_vhost_port(&d, BR, "vm", &sock, &[]);
+    assert!(sock.exists(), "no socket at {}", sock.display());
+    let err = d.ctl_err(&["port", "add", BR, "vm2", "type=vhostuser", &s]);
+    assert!(err.contains("listens"), "{err}");
+    d.ctl(&["port", "del", BR, "vm"]);
+    assert!(!sock.exists(), "the socket outlived its port");
+    add_vhost_port(&d, BR, "vm", &sock, &[]);
+    // A switch killed outright leaves its socket behind; the next one takes it over.
+    vswitch_tests::sys::kill(d.pid() as i32, libc::SIGKILL);
+    d.stop();
+    assert!(sock.exists(), "a killed switch cannot remove its socket");
+    d.start_again();
+    wait_vhost_state(&d, "vm", "listening", Duration::from_secs(5));
+    assert!(sock.exists());
+}
