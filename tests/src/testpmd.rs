@@ -213,12 +213,15 @@ pub enum Vdev {
     /// A kernel tap device the PMD creates (in testpmd's namespace).
     Tap {
         iface: String,
+        mac: Option<String>,
     },
     /// Frames read from one pcap file and written to another.
     Pcap {
         rx: PathBuf,
         tx: PathBuf,
     },
+    /// Any other device, its `--vdev` argument given whole (its name must be unique).
+    Other(String),
     /// DPDK's own vhost-user back end (a reference for the harness's self-tests).
     Vhost {
         iface: PathBuf,
@@ -251,7 +254,12 @@ impl Vdev {
                 }
                 s
             }
-            Vdev::Tap { iface } => format!("net_tap{n},iface={iface}"),
+            Vdev::Tap { iface, mac: None } => format!("net_tap{n},iface={iface}"),
+            Vdev::Tap {
+                iface,
+                mac: Some(mac),
+            } => format!("net_tap{n},iface={iface},mac={mac}"),
+            Vdev::Other(arg) => arg.clone(),
             Vdev::Pcap { rx, tx } => format!(
                 "net_pcap{n},rx_pcap={},tx_pcap={}",
                 rx.display(),
@@ -275,6 +283,7 @@ impl Vdev {
             Vdev::Tap { .. } => 1,
             Vdev::Pcap { .. } => 2,
             Vdev::Vhost { .. } => 3,
+            Vdev::Other(_) => 4,
         }
     }
 
@@ -353,6 +362,7 @@ impl Builder {
     pub fn tap(self, iface: &str) -> Self {
         self.vdev(Vdev::Tap {
             iface: iface.into(),
+            mac: None,
         })
     }
     pub fn pcap(self, rx: &Path, tx: &Path) -> Self {
@@ -423,7 +433,7 @@ impl Builder {
             "-l".into(),
             self.lcores.clone(),
         ];
-        let mut per_driver = [0usize; 4];
+        let mut per_driver = [0usize; 5];
         for v in &self.vdevs {
             let n = &mut per_driver[usize::from(v.driver())];
             args.push("--vdev".into());
