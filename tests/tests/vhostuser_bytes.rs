@@ -211,3 +211,221 @@ fn frames_cross_byte_exact_with_vlan_push_and_pop() {
 fn drops(d: &Daemon, port: &str) -> u64 {
     testpmd::port_drops(d, port)
 }
+
+const VM1_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x01];
+const MSS: usize = 1448;
+
+/// The Internet checksum of `b`.
+fn inet_csum(b: &[u8]) -> u16 {
+    let mut s: u32 = b
+        .chunks(2)
+        .map(|c| (u32::from(c[0]) << 8) | u32::from(*c.get(1).unwrap_or(&0)))
+        .sum();
+    while s >> 16 != 0 {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+/// Whether the TCP checksum of an IPv4/TCP frame (no options in IP) is right.
+fn tcp_csum_ok(f: &[u8]) -> bool {
+    let mut ph = f[26..34].to_vec();
+    ph.extend_from_slice(&[0, 6]);
+    ph.extend_from_slice(&((f.len() - 34) as u16).to_be_bytes());
+    ph.extend_from_slice(&f[34..]);
+    inet_csum(&ph) == 0
+}
+
+/// An IPv4/TCP frame from VM1 to UNKNOWN with `payload` bytes at sequence number `seq`, its
+/// checksums right, PSH and ACK set.
+fn tcp_frame(payload: usize, seq: u32) -> Vec<u8> {
+    let mut f = UNKNOWN.to_vec();
+    f.extend_from_slice(&VM1_MAC);
+    f.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
+    f.extend_from_slice(&((40 + payload) as u16).to_be_bytes());
+    f.extend_from_slice(&[0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+    let c = inet_csum(&f[14..34]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&[0x13, 0x88, 0x00, 0x50]);
+    f.extend_from_slice(&seq.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+    f.extend((0..payload).map(|i| (i * 7 % 251) as u8));
+    let mut ph = f[26..34].to_vec();
+    ph.extend_from_slice(&[0, 6]);
+    ph.extend_from_slice(&((20 + payload) as u16).to_be_bytes());
+    ph.extend_from_slice(&f[34..]);
+    let c = inet_csum(&ph);
+    f[50..52].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+/// Checks that `segs` are `orig` cut at MSS as a kernel would: same addresses and header
+/// fields, consecutive sequence numbers, PSH only on the last, every checksum right, and the
+/// payloads together exactly the original's.
+#[track_caller]
+fn assert_segments_of(orig: &[u8], segs: &[Vec<u8>]) {
+    let payload = &orig[54..];
+    assert_eq!(segs.len(), payload.len().div_ceil(MSS), "segment count");
+    let seq0 = u32::from_be_bytes([orig[38], orig[39], orig[40], orig[41]]);
+    for (i, s) in segs.iter().enumerate() {
+        let last = i + 1 == segs.len();
+        let part = &payload[i * MSS..payload.len().min((i + 1) * MSS)];
+        assert_eq!(s.len(), 54 + part.len(), "segment {i} length");
+        assert_eq!(s[..16], orig[..16], "segment {i}: Ethernet and IP start");
+        assert_eq!(
+            s[16..18],
+            ((40 + part.len()) as u16).to_be_bytes(),
+            "segment {i}: IP length"
+        );
+        assert_eq!(
+            s[20..24],
+            orig[20..24],
+            "segment {i}: IP flags, TTL, protocol"
+        );
+        assert_eq!(s[26..38], orig[26..38], "segment {i}: addresses and ports");
+        assert_eq!(inet_csum(&s[14..34]), 0, "segment {i}: IP checksum");
+        let seq = seq0.wrapping_add((i * MSS) as u32);
+        assert_eq!(s[38..42], seq.to_be_bytes(), "segment {i}: sequence number");
+        assert_eq!(s[42..47], orig[42..47], "segment {i}: ack, data offset");
+        let flags = if last { orig[47] } else { orig[47] & !0x08 };
+        assert_eq!(s[47], flags, "segment {i}: TCP flags");
+        assert_eq!(s[48..50], orig[48..50], "segment {i}: window");
+        assert!(tcp_csum_ok(s), "segment {i}: TCP checksum");
+        assert_eq!(&s[54..], part, "segment {i}: payload");
+    }
+}
+
+/// A VM that sends TSO frames and checksum-offloaded frames (testpmd's csum engine with its
+/// virtio-user port's offloads on: the switch negotiates CSUM and HOST_TSO4). To a VM that
+/// takes no offloads, the switch cuts each TSO frame into MSS segments and finishes every
+/// checksum, as a kernel would; to a VM that takes them (GUEST_CSUM, GUEST_TSO4: LRO on its
+/// virtio-user port) it hands them on whole.
+#[test]
+fn offloads_from_a_vm_are_finished_or_handed_on() {
+    require_testpmd();
+    let _slots = testpmd::reserve(2);
+    let dir = Scratch::new("vhoffl");
+    let d = Daemon::start("vh-offl");
+    d.ctl(&["bridge", "add", BR]);
+    let (s1, s2) = (dir.path("vm1.sock"), dir.path("vm2.sock"));
+    add_vhost_port(&d, BR, "vm1", &s1, &[]);
+    add_vhost_port(&d, BR, "vm2", &s2, &[]);
+    let sent = [
+        tcp_frame(4000, 1000),
+        tcp_frame(1000, 5000),
+        tcp_frame(8000, 6000),
+    ];
+    let empty = dir.path("empty.pcap");
+    write_pcap(&empty, &[]);
+    let vm1_in = dir.path("vm1in.pcap");
+    write_pcap(&vm1_in, &sent);
+    for guest_offloads in [false, true] {
+        let (out1, out2) = (
+            dir.path("out1.pcap"),
+            dir.path(&format!("out2{guest_offloads}.pcap")),
+        );
+        let mut vm2 = Testpmd::builder()
+            .pcap(&empty, &out2)
+            .virtio_user(VirtioUser::new(&s2))
+            .fwd(Fwd::Io)
+            .start();
+        if guest_offloads {
+            for cmd in [
+                "port stop all",
+                "port config 1 rx_offload tcp_lro on",
+                "port config 1 rx_offload tcp_cksum on",
+                "port start all",
+            ] {
+                vm2.cmd(cmd);
+            }
+        }
+        let mac = VM1_MAC.map(|b| format!("{b:02x}")).join(":");
+        let peer = UNKNOWN.map(|b| format!("{b:02x}")).join(":");
+        let mut vm1 = Testpmd::builder()
+            .pcap(&vm1_in, &out1)
+            .virtio_user(VirtioUser::new(&s1).mac(&mac))
+            .eth_peer(1, &peer)
+            .fwd(Fwd::Io)
+            .no_flush_rx()
+            .start();
+        for cmd in [
+            "set fwd csum",
+            "port stop all",
+            "port config 1 tx_offload tcp_cksum on",
+            "port config 1 tx_offload tcp_tso on",
+            "port config 1 tx_offload multi_segs on",
+            "csum set ip sw 1",
+            "csum set tcp hw 1",
+            "tso set 1448 1",
+            "port start all",
+        ] {
+            vm1.cmd(cmd);
+        }
+        vm1.wait_link_up(1, Duration::from_secs(10));
+        vm2.wait_link_up(1, Duration::from_secs(10));
+        let f1 = testpmd::features(&wait_vhost_state(
+            &d,
+            "vm1",
+            "ready",
+            Duration::from_secs(10),
+        ));
+        let f2 = testpmd::features(&wait_vhost_state(
+            &d,
+            "vm2",
+            "ready",
+            Duration::from_secs(10),
+        ));
+        eprintln!("guest offloads {guest_offloads}: vm1 {f1:?}, vm2 {f2:?}");
+        for f in ["CSUM", "HOST_TSO4"] {
+            assert!(f1.iter().any(|g| g == f), "vm1 lacks {f}: {f1:?}");
+        }
+        for f in ["GUEST_CSUM", "GUEST_TSO4"] {
+            assert_eq!(f2.iter().any(|g| g == f), guest_offloads, "vm2 {f}: {f2:?}");
+        }
+        let rx0 = port_counter(&d, "vm1", "rx_packets");
+        let tx0 = port_counter(&d, "vm2", "tx_packets");
+        let want = if guest_offloads {
+            3
+        } else {
+            1 + 4000usize.div_ceil(MSS) + 8000usize.div_ceil(MSS)
+        };
+        vm2.start_fwd();
+        vm1.start_fwd();
+        vm2.wait_rx(1, want as u64, Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(300));
+        vm1.stop_fwd();
+        vm2.stop_fwd();
+        vm1.quit();
+        vm2.quit();
+        assert_eq!(port_counter(&d, "vm1", "rx_packets") - rx0, 3);
+        assert_eq!(port_counter(&d, "vm2", "tx_packets") - tx0, want as u64);
+        let got = read_pcap(&out2);
+        assert_eq!(got.len(), want, "frames at VM2");
+        if guest_offloads {
+            // Whole, as sent: only the checksums may differ (VM1's csum engine leaves them to
+            // the offload, and VM2 takes them unfinished).
+            for (g, s) in got.iter().zip(&sent) {
+                let mask = |f: &[u8]| {
+                    let mut f = f.to_vec();
+                    f[24..26].fill(0);
+                    f[50..52].fill(0);
+                    f
+                };
+                assert!(
+                    mask(g) == mask(s),
+                    "a frame changed: {} vs {} bytes",
+                    g.len(),
+                    s.len()
+                );
+            }
+        } else {
+            let n1 = 4000usize.div_ceil(MSS);
+            assert_segments_of(&sent[0], &got[..n1]);
+            assert_frames_eq("checksum-offloaded frame", &got[n1..n1 + 1], &sent[1..2]);
+            assert_segments_of(&sent[2], &got[n1 + 1..]);
+        }
+        for port in ["vm1", "vm2"] {
+            assert_eq!(drops(&d, port), 0, "{}", d.port_stats(port));
+        }
+    }
+}
