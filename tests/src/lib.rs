@@ -22,6 +22,7 @@ pub mod framegen;
 pub mod json;
 pub mod net;
 pub mod sys;
+pub mod testpmd;
 pub mod topo;
 
 use std::path::{Path, PathBuf};
