@@ -138,7 +138,30 @@ impl Vring {
         self.queue.set_ready(wanted);
         self.active = wanted && mem.is_some_and(|m| self.queue.is_valid(m));
         self.queue.set_ready(self.active);
+        if let (true, Some(mem)) = (self.active, mem) {
+            self.resume_at_used(mem);
+        }
         self.active
+    }
+
+    /// Starts from the guest's used index when it differs from ours: a
+    /// front end that outlived a switch restart (virtio-user in server
+    /// mode) sends the base it last knew, not where the old switch
+    /// stopped. Chains the old switch took but never returned are given
+    /// up (a transmit resent, a receive lost), as DPDK's back end does.
+    fn resume_at_used(&mut self, mem: &GuestMemoryMmap) {
+        let Ok(used) = self.queue.used_idx(mem, Ordering::Acquire) else {
+            return;
+        };
+        if used.0 != self.queue.next_used() {
+            tracing::info!(
+                base = self.queue.next_used(),
+                used = used.0,
+                "vhost-user ring resumes at the guest's used index"
+            );
+            self.queue.set_next_avail(used.0);
+            self.queue.set_next_used(used.0);
+        }
     }
 
     /// Turns the guest's kicks off while the datapath polls the ring.
