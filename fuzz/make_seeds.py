@@ -281,9 +281,274 @@ def lacp():
         write("lacp", name, data)
 
 
+# --- vhost_queue: [flags][ring 0][ring 1][16 ops of 4 bytes][guest memory from address 0].
+# flags: 1 MRG_RXBUF, 2 EVENT_IDX, 4 VERSION_1, 8 guest may ask checksums, 0x10 and TSO,
+# 0x20 frames to the guest carry offload requests. A ring: [log2 size][desc][avail][used][base]
+# (u16 LE each); ring 0 takes frames to the guest, ring 1 brings the guest's frames.
+# Ops [kind][a][b][c]: 1 receive (a: batch slots used), 2 transmit (a & 0x7f) % 9 frames
+# (a bit 7 jumbo, b c seed the lengths), 3 ring a&1's avail idx += b (a bit 1: set to b c),
+# 4 poke byte c at address a b, 5 ring a&1 notifications off (b even) or on, 6 ring a&1
+# stop (GET_VRING_BASE) and restart (a bit 1: at base b c).
+# Memory: 64 KiB at 0 (from the input), a gap, a guard region at 0x11000.
+
+VQ_GUARD = 0x11000
+RX, TX, PUBLISH, POKE, NOTIFY, RESTART = 1, 2, 3, 4, 5, 6
+F_NEXT, F_WRITE, F_INDIRECT = 1, 2, 4
+
+
+class VqMemory:
+    def __init__(self):
+        self.mem = bytearray()
+
+    def put(self, addr, data):
+        if len(self.mem) < addr + len(data):
+            self.mem.extend(b"\x00" * (addr + len(data) - len(self.mem)))
+        self.mem[addr:addr + len(data)] = data
+
+    def desc(self, at, addr, length, flags=0, nxt=0):
+        self.put(at, struct.pack("<QIHH", addr, length, flags, nxt))
+
+
+class VqRing:
+    """The guest driver's side of a split ring laid out from `base`."""
+
+    def __init__(self, m, base, log2, start=0):
+        self.m, self.log2, self.size, self.base = m, log2, 1 << log2, start
+        self.desc = base
+        self.avail = base + 16 * self.size
+        self.used = (self.avail + 6 + 2 * self.size + 3) & ~3
+        self.next_desc, self.idx = 0, start
+        m.put(self.avail + 2, struct.pack("<H", start & 0xFFFF))
+        m.put(self.used, b"\x00" * (6 + 8 * self.size))
+
+    def header(self):
+        return struct.pack("<BHHHH", self.log2, self.desc, self.avail, self.used, self.base & 0xFFFF)
+
+    def take(self):
+        i = self.next_desc
+        self.next_desc = (i + 1) % self.size
+        return i
+
+    def entry(self, head, publish=True):
+        self.m.put(self.avail + 4 + 2 * (self.idx % self.size), struct.pack("<H", head))
+        self.idx = (self.idx + 1) & 0xFFFF
+        if publish:
+            self.m.put(self.avail + 2, struct.pack("<H", self.idx))
+
+    def chain(self, bufs, publish=True):
+        """bufs: (addr, len, device_writable)."""
+        idx = [self.take() for _ in bufs]
+        for k, (addr, length, write) in enumerate(bufs):
+            last = k + 1 == len(bufs)
+            flags = (0 if last else F_NEXT) | (F_WRITE if write else 0)
+            self.m.desc(self.desc + 16 * idx[k], addr, length, flags, 0 if last else idx[k + 1])
+        self.entry(idx[0], publish)
+        return idx[0]
+
+    def indirect(self, table, bufs):
+        for k, (addr, length, write) in enumerate(bufs):
+            last = k + 1 == len(bufs)
+            flags = (0 if last else F_NEXT) | (F_WRITE if write else 0)
+            self.m.desc(table + 16 * k, addr, length, flags, 0 if last else k + 1)
+        head = self.take()
+        self.m.desc(self.desc + 16 * head, table, 16 * len(bufs), F_INDIRECT)
+        self.entry(head)
+        return head
+
+
+def vq_input(flags, to_guest, from_guest, ops, m):
+    assert len(ops) <= 16
+    ops = list(ops) + [(0, 0, 0, 0)] * (16 - len(ops))
+    return (bytes([flags]) + to_guest.header() + from_guest.header()
+            + b"".join(bytes(o) for o in ops) + bytes(m.mem))
+
+
+def vnet(flags=0, gso=0, hdr_len=0, gso_size=0, start=0, off=0):
+    """The 12-byte header (num_buffers 0), host byte order as the port reads it."""
+    return struct.pack("=BBHHHHH", flags, gso, hdr_len, gso_size, start, off, 0)
+
+
+def tcp4(payload):
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40 + payload, 0, 0x4000, 64, 6, 0,
+                     bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
+    tcp = struct.pack("!HHIIBBHHH", 1000, 80, 1, 0, 0x50, 0x18, 65535, 0, 0)
+    return mac(2) + mac(1) + b"\x08\x00" + ip + tcp + bytes(range(256)) * (payload // 256) + bytes(payload % 256)
+
+
+def vq_rings(m, tx_log2=4, rx_log2=4, tx_start=0, rx_start=0):
+    """Ring 0 (to the guest) at 0x100 and ring 1 (from it) at 0x1000; buffers from 0x2000."""
+    return VqRing(m, 0x100, tx_log2, tx_start), VqRing(m, 0x1000, rx_log2, rx_start)
+
+
+def vhost_queue():
+    s = {}
+    v1 = 4  # VERSION_1: 12-byte header without merging
+
+    # Guest frames split every way: header alone, header with data, four pieces, indirect.
+    m = VqMemory()
+    t, r = vq_rings(m)
+    f = [eth(mac(2), mac(1), 0x0800, bytes([n]) * (46 + 60 * n)) for n in range(4)]
+    m.put(0x2000, vnet()); m.put(0x2100, f[0])
+    r.chain([(0x2000, 12, False), (0x2100, len(f[0]), False)])
+    m.put(0x2400, vnet() + f[1])
+    r.chain([(0x2400, 12 + len(f[1]), False)])
+    whole = vnet() + f[2]
+    cuts = [0, 5, 40, 100, len(whole)]
+    r.chain([(0x2800 + 0x100 * i, cuts[i + 1] - cuts[i], False) for i in range(4)])
+    for i in range(4):
+        m.put(0x2800 + 0x100 * i, whole[cuts[i]:cuts[i + 1]])
+    whole = vnet() + f[3]
+    m.put(0x3000, whole)
+    r.indirect(0x1f00, [(0x3000, 70, False), (0x3046, 30, False), (0x3064, len(whole) - 100, False)])
+    s["rx_layouts"] = vq_input(v1, t, r, [(RX, 0, 0, 0)], m)
+
+    # Checksum-partial and TSO frames, allowed or not negotiated.
+    m = VqMemory()
+    t, r = vq_rings(m)
+    frame = tcp4(3000)
+    m.put(0x2000, vnet(1, 0, 0, 0, 34, 16) + frame)
+    m.put(0x3000, vnet(1, 1, 54, 1448, 34, 16) + frame)
+    m.put(0x4000, vnet(1, 1, 54, 0, 34, 16) + frame)  # GSO without a segment size
+    m.put(0x5000, vnet(1, 0, 0, 0, 3000, 16) + frame)  # checksum past the frame
+    for at in (0x2000, 0x3000, 0x4000, 0x5000):
+        r.chain([(at, 12 + len(frame), False)])
+    s["rx_offloads_allowed"] = vq_input(v1 | 8 | 0x10, t, r, [(RX, 0, 0, 0)], m)
+    s["rx_offloads_not_negotiated"] = vq_input(v1, t, r, [(RX, 0, 0, 0)], m)
+
+    # Hostile transmit chains: outside memory, across the region end, writable,
+    # too short, a loop; a good one after them.
+    m = VqMemory()
+    t, r = vq_rings(m)
+    good = vnet() + eth(mac(2), mac(1), 0x0800)
+    m.put(0x2000, good)
+    r.chain([(0x20000, 72, False)])
+    r.chain([(0xFFF0, 72, False)])
+    r.chain([(0x2000, 12, False), (0x2100, 60, True)])
+    r.chain([(0x2000, 8, False)])
+    r.chain([(VQ_GUARD, 72, False)])
+    loop = r.take()
+    m.desc(r.desc + 16 * loop, 0x2000, 72, F_NEXT, loop)
+    r.entry(loop)
+    r.chain([(0x2000, len(good), False)])
+    s["rx_bad_descriptors"] = vq_input(v1, t, r, [(RX, 0, 0, 0), (RX, 0, 0, 0)], m)
+
+    # A head past the ring; an available index that jumps past it; then a restart.
+    m = VqMemory()
+    t, r = vq_rings(m)
+    m.put(0x2000, good)
+    r.chain([(0x2000, len(good), False)])
+    r.entry(40)
+    s["rx_head_past_ring"] = vq_input(v1, t, r, [(RX, 0, 0, 0), (RESTART, 1, 0, 0), (RX, 0, 0, 0)], m)
+    m = VqMemory()
+    t, r = vq_rings(m)
+    m.put(0x2000, good)
+    r.chain([(0x2000, len(good), False)])
+    m.put(r.avail + 2, struct.pack("<H", 40))
+    s["rx_avail_jump"] = vq_input(v1, t, r, [(RX, 0, 0, 0), (RESTART, 1, 0, 0), (PUBLISH, 3, 1, 0),
+                                           (RESTART, 3, 0, 0), (RX, 0, 0, 0)], m)
+
+    # More chains than a batch holds, and a batch already partly used.
+    m = VqMemory()
+    t, r = vq_rings(m, rx_log2=6)
+    m.put(0x2000, good)
+    for _ in range(40):
+        r.chain([(0x2000, len(good), False)])
+    s["rx_full_batch"] = vq_input(v1, t, r, [(RX, 20, 0, 0), (RX, 0, 0, 0), (RX, 0, 0, 0)], m)
+
+    # Frames to the guest: big buffers; small ones merged; no merging; offload headers.
+    m = VqMemory()
+    t, r = vq_rings(m)
+    for i in range(4):
+        t.chain([(0x2000 + 0x800 * i, 2048, True)])
+    s["tx_big_buffers"] = vq_input(1, t, r, [(TX, 2, 1, 0), (TX, 1, 7, 0)], m)
+    s["tx_offload_headers"] = vq_input(1 | 0x20, t, r, [(TX, 3, 1, 0)], m)
+    m = VqMemory()
+    t, r = vq_rings(m)
+    for i in range(16):
+        t.chain([(0x2000 + 0x100 * i, 128, True)])
+    s["tx_merge_small_chains"] = vq_input(1, t, r, [(TX, 3, 0x10, 0), (TX, 2, 0x22, 0)], m)
+    s["tx_no_merge_too_small"] = vq_input(v1, t, r, [(TX, 3, 0x10, 0), (TX, 2, 0x22, 0)], m)
+    m = VqMemory()
+    t, r = vq_rings(m)
+    for i in range(8):
+        t.chain([(0x2000 + 0x100 * i, 256, True), (0x2800 + 0x100 * i, 256, True)])
+    s["tx_two_descriptor_chains"] = vq_input(v1, t, r, [(TX, 4, 0x33, 0)], m)
+
+    # An empty ring, then the guest publishing buffers a few at a time.
+    m = VqMemory()
+    t, r = vq_rings(m)
+    for i in range(12):
+        t.chain([(0x2000 + 0x400 * i, 1024, True)], publish=False)
+    s["tx_ring_empty_then_published"] = vq_input(1, t, r, [
+        (TX, 3, 1, 0), (PUBLISH, 0, 2, 0), (TX, 3, 1, 0), (PUBLISH, 0, 6, 0),
+        (TX, 0x83, 5, 0), (PUBLISH, 0, 4, 0), (TX, 8, 9, 0)], m)
+
+    # Bad receive buffers: read-only, outside memory, across the region end,
+    # too short for the header, a loop; one in the guard region (allowed).
+    m = VqMemory()
+    t, r = vq_rings(m)
+    t.chain([(0x2000, 2048, False)])
+    t.chain([(0x7000000, 2048, True)])
+    t.chain([(0xFF00, 2048, True)])
+    t.chain([(0x2000, 8, True)])
+    loop = t.take()
+    m.desc(t.desc + 16 * loop, 0x2800, 64, F_NEXT | F_WRITE, loop)
+    t.entry(loop)
+    t.chain([(VQ_GUARD + 0x100, 2048, True)])
+    t.chain([(0x3000, 2048, True)])
+    s["tx_bad_buffers"] = vq_input(1, t, r, [(TX, 8, 3, 0)], m)
+    m.desc(t.desc, 0x2000, 0, F_INDIRECT)  # an empty indirect table
+    s["tx_empty_indirect"] = vq_input(v1, t, r, [(TX, 3, 3, 0), (TX, 3, 3, 0)], m)
+
+    # Both directions with EVENT_IDX, notifications off and on, the guest
+    # rewriting a descriptor between bursts.
+    m = VqMemory()
+    t, r = vq_rings(m)
+    for i in range(8):
+        t.chain([(0x2000 + 0x800 * i, 2048, True)])
+        m.put(0x6000 + 0x100 * i, vnet() + eth(mac(2), mac(i + 1), 0x0800))
+        r.chain([(0x6000 + 0x100 * i, 72, False)])
+    ops = [(NOTIFY, 0, 0, 0), (NOTIFY, 1, 0, 0), (RX, 0, 0, 0), (TX, 4, 2, 0),
+           (POKE, 0x00, 0x10, 0x02), (NOTIFY, 1, 1, 0), (NOTIFY, 0, 1, 0), (PUBLISH, 1, 1, 0),
+           (RX, 0, 0, 0), (TX, 4, 3, 0)]
+    s["event_idx_both_ways"] = vq_input(1 | 2, t, r, ops, m)
+    s["no_event_idx_both_ways"] = vq_input(1, t, r, ops, m)
+
+    # Indices wrapping past 0xffff, and a restart at another base.
+    m = VqMemory()
+    t, r = vq_rings(m, tx_start=0xFFFE, rx_start=0xFFFD)
+    for i in range(6):
+        t.chain([(0x2000 + 0x800 * i, 2048, True)])
+        m.put(0x6000 + 0x100 * i, vnet() + eth(mac(2), mac(i + 1), 0x0800))
+        r.chain([(0x6000 + 0x100 * i, 72, False)])
+    s["indices_wrap"] = vq_input(1, t, r, [(RX, 0, 0, 0), (TX, 5, 1, 0), (RESTART, 0, 0, 0),
+                                           (RESTART, 3, 0xFD, 0xFF), (RX, 0, 0, 0), (TX, 2, 1, 0)], m)
+
+    # Rings that do not fit in memory never run.
+    m = VqMemory()
+    t, r = vq_rings(m)
+    t.log2, t.desc, t.avail, t.used = 10, 0xC000, 0xF000, 0xF800  # 16 KiB of descriptors
+    r.used = 0xFFF8
+    s["rings_outside_memory"] = vq_input(1, t, r, [(RX, 0, 0, 0), (TX, 3, 1, 0)], m)
+    # Flag 0x80: a well-behaved guest checked against a model. Records
+    # [op][x][seed u16]: 0 offer x % 17 receive buffers, 1 send frames,
+    # 2 the guest sends frames, 3 take frames (x % 33 slots used).
+    recs = [(0, 16, 1), (1, 8, 2), (0, 16, 3), (1, 0x88, 4), (2, 8, 5), (3, 0, 0),
+            (2, 0x88, 6), (3, 30, 0), (0, 16, 7), (1, 8, 8), (0, 16, 9), (0, 16, 10),
+            (0, 16, 11), (1, 0x88, 12), (2, 8, 13), (2, 8, 14), (3, 0, 0)]
+    clean = b"".join(struct.pack("<BBH", *r) for r in recs)
+    s["clean_merge"] = bytes([0x80 | 1]) + clean
+    s["clean_no_merge"] = bytes([0x80 | v1]) + clean
+    s["clean_legacy_header"] = bytes([0x80]) + clean
+    s["empty"] = b""
+    for name, data in s.items():
+        write("vhost_queue", name, data)
+
+
 if __name__ == "__main__":
     pipeline()
     control_request()
     ethernet()
     vxlan()
     lacp()
+    vhost_queue()

@@ -77,3 +77,8 @@ fn vxlan_corpus() {
 fn lacp_corpus() {
     replay("lacp", fuzzing::lacp);
 }
+
+#[test]
+fn vhost_queue_corpus() {
+    replay("vhost_queue", fuzzing::vhost_queue);
+}

@@ -24,8 +24,10 @@ use crate::pipeline::vlan::VlanMode;
 use crate::wire::{EtherType, EthernetFrame, EthernetRepr, MacAddr};
 
 mod pipeline;
+pub mod vhost;
 
 pub use pipeline::pipeline;
+pub use vhost::vhost_queue;
 
 /// A control request line: parsing never panics; what parses encodes back to
 /// one line that parses to the same request; what does not gets an error

@@ -131,6 +131,13 @@ impl Vring {
         self.active
     }
 
+    /// Where the ring stands: the next available entry to take and the
+    /// next used entry to fill (what the fuzz target checks the counters
+    /// and the guest's memory against).
+    pub fn position(&self) -> (u16, u16) {
+        (self.queue.next_avail(), self.queue.next_used())
+    }
+
     /// Decides whether the ring runs, after the front end changed
     /// something: started, enabled, and its structures inside `mem`.
     pub fn activate(&mut self, mem: Option<&GuestMemoryMmap>) -> bool {
