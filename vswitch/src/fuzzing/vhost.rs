@@ -10,7 +10,8 @@
 //! GET_VRING_BASE stop and restart). Memory safety itself comes from
 //! `vm-memory`; what the target checks is what the device may do to the
 //! guest, whatever the guest wrote:
-//! - a ring runs exactly when its three parts lie in the guest's memory;
+//! - a ring runs exactly when its three parts lie in the guest's memory (and
+//!   its available ring is not at 0, virtio-queue's "not set up");
 //! - taking frames writes nothing but the used ring; sending writes nothing
 //!   but the used ring and buffers some device-writable descriptor names
 //!   (so the guard region stays intact unless a descriptor points into it);
@@ -76,7 +77,9 @@ struct Ring {
 impl Ring {
     fn start(&mut self, mem: &GuestMemoryMmap) {
         let active = self.vring.activate(Some(mem));
-        let fits = self.layout.fits(MEM_LEN);
+        // An available ring at 0 is "never set up" to virtio-queue: such a
+        // ring does not start.
+        let fits = self.layout.fits(MEM_LEN) && self.layout.avail != 0;
         assert_eq!(
             active, fits,
             "{:?}: active {active}, fits {fits}",

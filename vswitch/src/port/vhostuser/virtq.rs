@@ -141,7 +141,9 @@ impl Vring {
     /// Decides whether the ring runs, after the front end changed
     /// something: started, enabled, and its structures inside `mem`.
     pub fn activate(&mut self, mem: Option<&GuestMemoryMmap>) -> bool {
-        let wanted = self.started && self.enabled && mem.is_some();
+        // virtio-queue takes an available ring at 0 for "never set up" and
+        // would fail every burst: such a ring does not start.
+        let wanted = self.started && self.enabled && mem.is_some() && self.queue.avail_ring() != 0;
         self.queue.set_ready(wanted);
         self.active = wanted && mem.is_some_and(|m| self.queue.is_valid(m));
         self.queue.set_ready(self.active);
@@ -249,13 +251,22 @@ impl Vring {
             Err(_) => return Err(self.stop_on_fault()),
         };
         while let Some(buf) = batch.slot() {
+            // Dropped chains count too: `used` never grows past its
+            // preallocated room.
+            if self.used.len() >= MAX_USED_PER_BURST {
+                break;
+            }
             let Some(chain) = iter.next() else { break };
             let head = chain.head_index();
             self.used.push((head, 0));
             let area = buf.rx_area();
             let mut len = 0usize;
             let mut fault = None;
+            // Whether the last descriptor pointed on: the chain was cut
+            // (a loop, a next index past the ring, an unreadable table).
+            let mut cut = false;
             for desc in chain {
+                cut = desc.has_next();
                 if desc.is_write_only() {
                     fault = Some(DropReason::VhostBadDescriptor);
                     break;
@@ -270,6 +281,9 @@ impl Vring {
                     break;
                 }
                 len += want;
+            }
+            if cut && fault.is_none() {
+                fault = Some(DropReason::VhostBadDescriptor);
             }
             if let Some(reason) = fault {
                 counters.count_drop(reason);
@@ -301,9 +315,6 @@ impl Vring {
             self.bytes += frame_len as u64;
             batch.commit();
             got += 1;
-            if self.used.len() == MAX_USED_PER_BURST {
-                break;
-            }
         }
         self.complete(mem)?;
         Ok(got)
@@ -371,7 +382,15 @@ impl Vring {
                 };
                 let head = chain.head_index();
                 let mut written = 0u32;
+                // A chain that yields nothing, or ends on a descriptor that
+                // points on (cut: a loop, a next index past the ring), is
+                // bad unless the frame was in before its end.
+                let mut yielded = false;
+                let mut cut = false;
+                let mut frame_done = false;
                 for desc in chain {
+                    yielded = true;
+                    cut = desc.has_next();
                     if !desc.is_write_only() {
                         outcome.bad = true;
                         break;
@@ -404,8 +423,12 @@ impl Vring {
                         written += take as u32;
                     }
                     if outcome.copied == frame.len() {
+                        frame_done = true;
                         break;
                     }
+                }
+                if !yielded || (cut && !frame_done) {
+                    outcome.bad = true;
                 }
                 self.used.push((head, written));
                 outcome.buffers += 1;
@@ -447,12 +470,12 @@ impl Vring {
                 continue;
             }
             if hdr_len == 12 {
-                let header_at = outcome.header_at.expect("a copied frame has its header");
+                // A frame that went in has its header in the first buffer.
                 let count = (outcome.buffers as u16).to_le_bytes();
-                if mem
-                    .write_slice(&count, header_at.unchecked_add(10))
-                    .is_err()
-                {
+                let written = outcome
+                    .header_at
+                    .is_some_and(|at| mem.write_slice(&count, at.unchecked_add(10)).is_ok());
+                if !written {
                     counters.count_drop(DropReason::VhostBadDescriptor);
                     self.drops += 1;
                     continue;

@@ -96,6 +96,9 @@ fn get_vring_base_returns_where_the_ring_stopped() {
     dev.set_vring_kick(1, None).unwrap();
     let (mem, rings) = dev.memory_and_rings();
     let mem = mem.unwrap();
+    // A ring resumed where it stopped: the guest's used index agrees.
+    mem.write_obj(7u16.to_le(), GuestAddress(r.used + 2))
+        .unwrap();
     assert!(rings[1].activate(Some(mem)));
     let mut driver = Driver::new(mem, r, 7);
     let wire = with_header(&VnetHdr::default(), &frame(60, 0));
@@ -139,4 +142,37 @@ fn config_space_has_the_mac_and_link_status() {
     assert_eq!(dev.get_config(8, 4, flags).unwrap(), [1, 0, 0, 0]);
     assert_eq!(dev.get_config(4096, 2, flags).unwrap(), [0, 0]);
     assert!(dev.set_config(0, &[0; 6], flags).is_err());
+}
+
+#[test]
+fn a_ring_resumes_at_the_guests_used_index_not_a_stale_base() {
+    // virtio-user reconnecting to a restarted switch sends the base it
+    // last knew (0 here) while its rings moved on to 5.
+    let mut dev = device();
+    let offered = dev.offered() & !(1 << features::VHOST_USER_F_PROTOCOL_FEATURES);
+    dev.set_features(offered).unwrap();
+    let r = SplitRing::at(RING_AT, 16);
+    dev.set_vring_num(1, 16).unwrap();
+    let (d, u, a) = (USER + r.desc, USER + r.used, USER + r.avail);
+    dev.set_vring_addr(1, VhostUserVringAddrFlags::empty(), d, u, a, 0)
+        .unwrap();
+    dev.set_vring_base(1, 0).unwrap();
+    dev.set_vring_kick(1, None).unwrap();
+    let (mem, rings) = dev.memory_and_rings();
+    let mem = mem.unwrap();
+    mem.write_obj(5u16.to_le(), GuestAddress(r.used + 2))
+        .unwrap();
+    let mut driver = Driver::new(mem, r, 5);
+    let wire = with_header(&VnetHdr::default(), &frame(60, 0));
+    mem.write_slice(&wire, GuestAddress(BUFS)).unwrap();
+    driver.add_chain(mem, &[Desc::readable(BUFS, 72)]);
+    assert!(rings[1].activate(Some(mem)));
+    let mut counters = PortCounters::default();
+    let got = rings[1].receive(mem, &mut Batch::new(), 12, OffloadCaps::NONE, &mut counters);
+    assert_eq!(
+        got,
+        Ok(1),
+        "the chain after the used index is taken, no ring fault"
+    );
+    assert_eq!(rings[1].position(), (6, 6));
 }
