@@ -45,7 +45,7 @@
 # directory (/var/run/dpdk/PREFIX) it made is deleted, on exit, failure or Ctrl-C
 # (KEEP_WORK=1 keeps the work directory with every process's log, for a look).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 
 RUNS=3 SECS=5 ONLY="" JSON_OUT="$ROOT/target/vm.json" CPUS="0,0,1" QSIZE=1024
@@ -267,6 +267,7 @@ vs_start() {
     vsctl bridge add br0 aging=86400 >/dev/null
 }
 vs_stop() { [ -n "$VS_PID" ] && stop_pid "$VS_PID"; VS_PID=""; }
+# shellcheck disable=SC2069 # stderr (the error) to the caller, stdout away
 vsctl() { "$BIN/vsctl" --socket "$WORK/vs/sock" "$@" 2>&1 >/dev/null; }
 vsctl_json() { "$BIN/vsctl" --socket "$WORK/vs/sock" --json "$@"; }
 port_state() {

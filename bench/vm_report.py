@@ -314,6 +314,12 @@ def report(argv):
             verdict = ""
             if goal is not None:
                 verdict = f"   (goal >= {goal:g}: {'met' if ratio >= goal else 'NOT met'})"
+            if goal is not None:
+                # A row that lost frames after the switch measured its receiver, not the switch.
+                for c in (num, den):
+                    if (rows[c]["limit"] or "").startswith("the receiver"):
+                        lost = rows[c]["median"].get("loss_pct", 0)
+                        verdict += f"; {c} lost {lost:.0f} % after the switch (receiver-bound)"
             lines.append(f"  {num} / {den}  {metric:<15} {ratio:6.2f}{verdict}")
     if lines:
         print("\n== ratios (x, higher is better)")
