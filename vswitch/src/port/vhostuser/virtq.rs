@@ -371,6 +371,9 @@ impl Vring {
             let hdr = hdrs.and_then(|h| h.get(i)).copied().unwrap_or_default();
             let mut head_bytes = [0u8; 12];
             head_bytes[..VNET_HDR_LEN].copy_from_slice(&hdr.for_tx().to_bytes());
+            // num_buffers: 1 unless the frame spreads over more buffers
+            // (rewritten then), so a frame that fits writes it once.
+            head_bytes[VNET_HDR_LEN..].copy_from_slice(&1u16.to_le_bytes());
             let header = &head_bytes[..hdr_len];
             let mut outcome = ToGuest::default();
             let start = self.used.len();
@@ -469,7 +472,7 @@ impl Vring {
                 }
                 continue;
             }
-            if hdr_len == 12 {
+            if hdr_len == 12 && outcome.buffers != 1 {
                 // A frame that went in has its header in the first buffer.
                 let count = (outcome.buffers as u16).to_le_bytes();
                 let written = outcome
