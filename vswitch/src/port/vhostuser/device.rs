@@ -178,10 +178,11 @@ impl VhostUserBackendReqHandlerMut for Device {
         }
         // Without VHOST_USER_F_PROTOCOL_FEATURES a ring runs as soon as it
         // has a kick; with it, only once enabled (vhost-user spec, "Ring
-        // states").
-        let enabled_by_default = !self.acked.has(features::VHOST_USER_F_PROTOCOL_FEATURES);
-        for vring in &mut self.vrings {
-            vring.enabled = enabled_by_default;
+        // states"), which QEMU may have done already, before this ack.
+        if !self.acked.has(features::VHOST_USER_F_PROTOCOL_FEATURES) {
+            for vring in &mut self.vrings {
+                vring.enabled = true;
+            }
         }
         self.generation += 1;
         Ok(())
