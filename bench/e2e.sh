@@ -29,6 +29,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 RUNS=3 SECS=10 OFFLOADS=on ONLY="" JSON_OUT="$ROOT/target/e2e.json"
 ALL_CONFIGS="generator linux-bridge vswitchd-afpacket vswitchd-afxdp vswitchd-tap ovs-afpacket ovs-afxdp ovs-afpacket-tso vswitchd-null"
@@ -83,26 +85,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'echo "e2e: interrupted" >&2; exit 130' INT TERM
-
-# Starts a background process and remembers its PID for cleanup; sets LAST_PID.
-spawn() {
-    "$@" &
-    LAST_PID=$!
-    PIDS+=("$LAST_PID")
-}
-
-# Stops one process we started (SIGTERM, then SIGKILL after 3 s).
-stop_pid() {
-    local p=$1 i
-    kill "$p" 2>/dev/null || return 0
-    for i in $(seq 30); do
-        kill -0 "$p" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -9 "$p" 2>/dev/null
-    wait "$p" 2>/dev/null
-    return 0
-}
 
 record() { printf '%s\t%s\t%s\n' "$CONFIG" "$1" "$2" >>"$RES"; }
 skip() {

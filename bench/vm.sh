@@ -47,6 +47,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 RUNS=3 SECS=5 ONLY="" JSON_OUT="$ROOT/target/vm.json" CPUS="0,0,1" QSIZE=1024
 OVS_MAXSLEEP=50 QUIET=0
@@ -119,26 +121,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'echo "vm: interrupted" >&2; exit 130' INT TERM
-
-# Starts a background process and remembers its PID for cleanup; sets LAST_PID.
-spawn() {
-    "$@" &
-    LAST_PID=$!
-    PIDS+=("$LAST_PID")
-}
-
-# Stops one process we started (SIGTERM, then SIGKILL after 5 s).
-stop_pid() {
-    local p=$1
-    kill "$p" 2>/dev/null || return 0
-    for _ in $(seq 50); do
-        kill -0 "$p" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -9 "$p" 2>/dev/null
-    wait "$p" 2>/dev/null
-    return 0
-}
 
 record() { printf '%s\t%s\t%s\n' "$CONFIG" "$1" "$2" >>"$RES"; }
 skip() { echo "   skipped: $1"; record _skip "$1"; }

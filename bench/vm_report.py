@@ -24,6 +24,8 @@ import subprocess
 import sys
 import time
 
+from e2e_report import cpu_model  # same directory: the shared CPU label
+
 
 # ---------------------------------------------------------------- window
 def dpdk_stats(path):
@@ -344,17 +346,6 @@ def report(argv):
     with open(out, "w") as f:
         json.dump(doc, f, indent=2)
     print(f"\nJSON: {out}")
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":
