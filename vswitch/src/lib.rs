@@ -10,6 +10,7 @@ pub mod control;
 pub mod daemon;
 pub mod datapath;
 pub mod events;
+pub mod evpn;
 pub mod fdb;
 pub mod fuzzing;
 pub mod hostnic;
