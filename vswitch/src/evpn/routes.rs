@@ -67,7 +67,9 @@ fn decode_as<M: Message + Default>(a: &Any) -> Option<M> {
 /// The API path that advertises (or, with `withdraw`, withdraws) `route`.
 pub fn encode(route: &LocalRoute, me: &Originator, withdraw: bool) -> api::Path {
     let vni = match *route {
-        LocalRoute::Mac { vni, .. } | LocalRoute::Flood { vni } => vni,
+        LocalRoute::Mac { vni, .. } | LocalRoute::MacIp { vni, .. } | LocalRoute::Flood { vni } => {
+            vni
+        }
     };
     let rd = any(
         "RouteDistinguisherIPAddress",
@@ -116,7 +118,11 @@ pub fn encode(route: &LocalRoute, me: &Originator, withdraw: bool) -> api::Path 
         ),
     ];
     let nlri = match *route {
-        LocalRoute::Mac { mac, seq, .. } => {
+        LocalRoute::Mac { mac, seq, .. } | LocalRoute::MacIp { mac, seq, .. } => {
+            let ip_address = match *route {
+                LocalRoute::MacIp { ip, .. } => ip.to_string(),
+                _ => String::new(),
+            };
             if seq > 0 {
                 communities.push(any(
                     "MacMobilityExtended",
@@ -136,7 +142,7 @@ pub fn encode(route: &LocalRoute, me: &Originator, withdraw: bool) -> api::Path 
                     }),
                     ethernet_tag: 0,
                     mac_address: mac.to_string(),
-                    ip_address: String::new(),
+                    ip_address,
                     labels: vec![vni],
                 },
             )
@@ -380,6 +386,30 @@ mod tests {
         );
         assert!(got.local && !got.withdraw);
         assert_eq!(got.rd_admin, "10.0.0.1");
+    }
+
+    #[test]
+    fn a_mac_ip_route_carries_the_address() {
+        let ip = Ipv4Addr::new(10, 1, 0, 5);
+        let path = encode(
+            &LocalRoute::MacIp {
+                vni: 100,
+                mac: mac(1),
+                ip,
+                seq: 0,
+            },
+            &ME,
+            false,
+        );
+        let got = decode(&path).unwrap();
+        assert_eq!(
+            got.route.id.nlri,
+            Nlri::Mac {
+                vni: 100,
+                mac: mac(1),
+                ip: Some(IpAddr::V4(ip))
+            }
+        );
     }
 
     #[test]

@@ -429,7 +429,14 @@ impl Session {
                             .contains(&LocalRoute::Flood { vni })
                 }
                 Nlri::Mac { vni, mac, ip } => {
-                    ip.is_none()
+                    let same_ip = match ip {
+                        None => true,
+                        Some(std::net::IpAddr::V4(v4)) => {
+                            self.state.advertised_ip(vni, mac) == Some(v4)
+                        }
+                        Some(_) => false,
+                    };
+                    same_ip
                         && r.route.vtep == me.vtep
                         && self.state.adopt_own(vni, mac, r.route.seq)
                 }
@@ -444,9 +451,22 @@ impl Session {
         for want in self.state.desired_routes() {
             let there = present.iter().any(|p| match (want, p.id.nlri) {
                 (LocalRoute::Flood { vni }, Nlri::Flood { .. }) => vni == p.vni,
-                (LocalRoute::Mac { vni, mac, seq }, Nlri::Mac { vni: v, mac: m, .. }) => {
-                    vni == v && mac == m && seq == p.seq
-                }
+                (
+                    LocalRoute::Mac { vni, mac, seq },
+                    Nlri::Mac {
+                        vni: v,
+                        mac: m,
+                        ip: None,
+                    },
+                ) => vni == v && mac == m && seq == p.seq,
+                (
+                    LocalRoute::MacIp { vni, mac, ip, seq },
+                    Nlri::Mac {
+                        vni: v,
+                        mac: m,
+                        ip: Some(i),
+                    },
+                ) => vni == v && mac == m && i == std::net::IpAddr::V4(ip) && seq == p.seq,
                 _ => false,
             });
             if !there {
@@ -510,7 +530,7 @@ impl Session {
         }
         let mut actions = Vec::new();
         for e in std::mem::take(&mut self.events) {
-            actions.extend(self.state.local_change(e.vlan, e.mac, e.local));
+            actions.extend(self.state.local_change(e.vlan, e.mac, e.local, e.ip));
         }
         Ok(actions)
     }
