@@ -223,7 +223,7 @@ impl GoBgpd {
         let dir = std::env::temp_dir().join(format!(
             // `vst-TAG-PID-N`: Daemon's sweep removes it should this process die unclean.
             "vst-gobgp{}-{}-{}",
-            addr.replace('.', ""),
+            addr.replace('.', "_"),
             std::process::id(),
             seq()
         ));
