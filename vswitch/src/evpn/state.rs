@@ -40,7 +40,7 @@ pub enum Nlri {
     Mac {
         vni: u32,
         mac: MacAddr,
-        ip: Option<Ipv4Addr>,
+        ip: Option<std::net::IpAddr>,
     },
     /// Type 3, originated by `origin`.
     Flood { vni: u32, origin: Ipv4Addr },
