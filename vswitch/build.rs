@@ -55,6 +55,7 @@ fn main() {
         // needs none.
         .build_server(true)
         .server_mod_attribute("apipb", "#[cfg(test)]")
+        .generate_default_stubs(true)
         // The path attributes and NLRIs travel as `Any`s of attribute.proto's
         // messages (same package).
         .compile_protos(

@@ -273,7 +273,7 @@ fn attrs_of(path: &api::Path) -> Attrs {
 pub fn decode(path: &api::Path) -> Result<Received, Unusable> {
     let nlri = path.nlri.as_ref().ok_or(Unusable::Malformed)?;
     let attrs = attrs_of(path);
-    let (id, rd_admin, vtep) = match type_name(nlri) {
+    let (id, vni, rd_admin, vtep) = match type_name(nlri) {
         "EVPNMACIPAdvertisementRoute" => {
             let r: api::EvpnmacipAdvertisementRoute = decode_as(nlri).ok_or(Unusable::Malformed)?;
             let (rd, admin) = rd_of(r.rd.as_ref()).ok_or(Unusable::Malformed)?;
@@ -292,7 +292,7 @@ pub fn decode(path: &api::Path) -> Result<Received, Unusable> {
                 rd,
                 nlri: Nlri::Mac { vni, mac, ip },
             };
-            (id, admin, attrs.next_hop)
+            (id, vni, admin, attrs.next_hop)
         }
         "EVPNInclusiveMulticastEthernetTagRoute" => {
             let r: api::EvpnInclusiveMulticastEthernetTagRoute =
@@ -306,10 +306,13 @@ pub fn decode(path: &api::Path) -> Result<Received, Unusable> {
             };
             let id = RouteId {
                 rd,
-                nlri: Nlri::Flood { vni, origin },
+                nlri: Nlri::Flood {
+                    etag: r.ethernet_tag,
+                    origin,
+                },
             };
             // Replicate to the PMSI tunnel's address, else the next hop.
-            (id, admin, tunnel.or(attrs.next_hop).or(Some(origin)))
+            (id, vni, admin, tunnel.or(attrs.next_hop).or(Some(origin)))
         }
         _ => return Err(Unusable::OtherRouteType),
     };
@@ -322,6 +325,7 @@ pub fn decode(path: &api::Path) -> Result<Received, Unusable> {
     Ok(Received {
         route: RemoteRoute {
             id,
+            vni,
             vtep,
             seq: attrs.seq,
         },
@@ -369,6 +373,7 @@ mod tests {
                         ip: None
                     },
                 },
+                vni: 100,
                 vtep: ME.vtep,
                 seq: 3,
             }
@@ -388,10 +393,11 @@ mod tests {
         assert_eq!(
             got.route.id.nlri,
             Nlri::Flood {
-                vni: 70_000,
+                etag: 0,
                 origin: ME.vtep
             }
         );
+        assert_eq!(got.route.vni, 70_000);
         assert_eq!(got.route.vtep, ME.vtep);
         assert!(got.withdraw);
         let pmsi = path

@@ -55,6 +55,8 @@ pub(super) struct Session {
     state: EvpnState,
     me: Option<Originator>,
     events: Vec<MacEvent>,
+    /// Bumped whenever the published figures change (tests wait on it).
+    progress: watch::Sender<u64>,
 }
 
 impl Session {
@@ -77,7 +79,14 @@ impl Session {
             state: EvpnState::new(limits),
             me: None,
             events: Vec::new(),
+            progress: watch::Sender::new(0),
         }
+    }
+
+    /// Changes whenever the session publishes new figures.
+    #[cfg(test)]
+    pub(super) fn progress(&self) -> watch::Receiver<u64> {
+        self.progress.subscribe()
     }
 
     fn update(&self, f: impl FnOnce(&mut Shared)) {
@@ -109,6 +118,7 @@ impl Session {
                         s.session = SessionState::Connecting;
                         s.last_error = Some(e);
                     });
+                    self.progress.send_modify(|n| *n += 1);
                 }
             }
             client = None;
@@ -246,6 +256,7 @@ impl Session {
             s.vnis = figures;
             s.state_refused = refused;
         });
+        self.progress.send_modify(|n| *n += 1);
     }
 
     /// Whether a path read from GoBGP is one this session added.
@@ -409,7 +420,8 @@ impl Session {
         let mut present = Vec::new();
         for r in owned {
             let wanted = match r.route.id.nlri {
-                Nlri::Flood { vni, origin } => {
+                Nlri::Flood { origin, .. } => {
+                    let vni = r.route.vni;
                     origin == me.vtep
                         && self
                             .state
@@ -431,7 +443,7 @@ impl Session {
         }
         for want in self.state.desired_routes() {
             let there = present.iter().any(|p| match (want, p.id.nlri) {
-                (LocalRoute::Flood { vni }, Nlri::Flood { vni: v, .. }) => vni == v,
+                (LocalRoute::Flood { vni }, Nlri::Flood { .. }) => vni == p.vni,
                 (LocalRoute::Mac { vni, mac, seq }, Nlri::Mac { vni: v, mac: m, .. }) => {
                     vni == v && mac == m && seq == p.seq
                 }
@@ -552,3 +564,6 @@ async fn delete_received(c: &mut GobgpApiClient<Channel>, r: &Received) -> Resul
     };
     delete(c, &path).await
 }
+
+#[cfg(test)]
+mod tests;

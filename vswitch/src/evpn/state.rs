@@ -42,14 +42,16 @@ pub enum Nlri {
         mac: MacAddr,
         ip: Option<std::net::IpAddr>,
     },
-    /// Type 3, originated by `origin`.
-    Flood { vni: u32, origin: Ipv4Addr },
+    /// Type 3, originated by `origin`. Its VNI is an attribute (the PMSI
+    /// label), not part of its identity: a withdrawal may come without it.
+    Flood { etag: u32, origin: Ipv4Addr },
 }
 
 /// A route another VTEP advertises.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteRoute {
     pub id: RouteId,
+    pub vni: u32,
     /// The next hop: where the VTEP is.
     pub vtep: Ipv4Addr,
     /// MAC mobility sequence number (0 without the community).
@@ -171,16 +173,10 @@ impl EvpnState {
         actions
     }
 
-    fn vni_of_nlri(n: &Nlri) -> u32 {
-        match *n {
-            Nlri::Mac { vni, .. } | Nlri::Flood { vni, .. } => vni,
-        }
-    }
-
     /// Whether a received route is ours or about a VNI we do not carry:
     /// either way it is not a remote route.
     fn concerns_us(&self, r: &RemoteRoute) -> bool {
-        Some(r.vtep) != self.local_ip && self.vnis.contains_key(&Self::vni_of_nlri(&r.id.nlri))
+        Some(r.vtep) != self.local_ip && self.vnis.contains_key(&r.vni)
     }
 
     fn insert_remote(&mut self, r: RemoteRoute) -> bool {
@@ -188,7 +184,7 @@ impl EvpnState {
             return false;
         }
         let limits = self.limits();
-        let vni = Self::vni_of_nlri(&r.id.nlri);
+        let vni = r.vni;
         if !self.vtep_allowed(vni, r.vtep) {
             self.refused += 1;
             return false;
@@ -209,7 +205,7 @@ impl EvpnState {
                     *self.macs_per_vni.entry(vni).or_insert(0) += 1;
                 }
             }
-            Nlri::Flood { vni, .. } => {
+            Nlri::Flood { .. } => {
                 *self
                     .flood_refs
                     .entry(vni)
@@ -252,7 +248,7 @@ impl EvpnState {
 
     fn remove_remote(&mut self, id: &RouteId) -> Option<RemoteRoute> {
         let r = self.remote.remove(id)?;
-        let vni = Self::vni_of_nlri(&id.nlri);
+        let vni = r.vni;
         Self::unref(&mut self.vtep_refs, vni, r.vtep);
         if matches!(id.nlri, Nlri::Flood { .. }) {
             Self::unref(&mut self.flood_refs, vni, r.vtep);

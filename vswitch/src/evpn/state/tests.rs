@@ -27,6 +27,7 @@ fn mac_route(vtep: Ipv4Addr, vni: u32, m: MacAddr, seq: u32) -> RemoteRoute {
                 ip: None,
             },
         },
+        vni,
         vtep,
         seq,
     }
@@ -36,8 +37,12 @@ fn flood_route(vtep: Ipv4Addr, vni: u32) -> RemoteRoute {
     RemoteRoute {
         id: RouteId {
             rd: format!("{vtep}:{vni}"),
-            nlri: Nlri::Flood { vni, origin: vtep },
+            nlri: Nlri::Flood {
+                etag: 0,
+                origin: vtep,
+            },
         },
+        vni,
         vtep,
         seq: 0,
     }
