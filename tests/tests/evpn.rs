@@ -556,9 +556,18 @@ impl Drop for PingStream {
 }
 
 /// The routes of `rib` for `mac`, best paths only.
+/// The best MAC-only type-2 routes for `mac` (a MAC+IP route, from ARP snooping, may come
+/// beside each: `mac_ip_routes_for`).
 fn routes_for<'a>(rib: &'a [EvpnRoute], mac: &str) -> Vec<&'a EvpnRoute> {
     rib.iter()
-        .filter(|r| r.best && r.route_type == 2 && r.mac.as_deref() == Some(mac))
+        .filter(|r| r.best && r.route_type == 2 && r.mac.as_deref() == Some(mac) && r.ip.is_none())
+        .collect()
+}
+
+/// The best MAC+IP type-2 routes for `mac`.
+fn mac_ip_routes_for<'a>(rib: &'a [EvpnRoute], mac: &str) -> Vec<&'a EvpnRoute> {
+    rib.iter()
+        .filter(|r| r.best && r.route_type == 2 && r.mac.as_deref() == Some(mac) && r.ip.is_some())
         .collect()
 }
 
@@ -713,7 +722,8 @@ fn three_hosts_evpn_over_gobgp() {
             hv.n
         );
     }
-    check_rib(&hvs, &vms);
+    // No VM has ARPed yet: MAC-only routes.
+    check_rib(&hvs, &vms, false);
 
     // evpn show: local and remote MAC counts per VNI (VNI 100: a1..a3, x3, m; VNI 200:
     // b1..b3).
@@ -980,7 +990,7 @@ fn three_hosts_evpn_over_gobgp() {
         "{:#}",
         hvs[2].evpn_show()
     );
-    check_rib(&hvs, &vms);
+    check_rib(&hvs, &vms, true);
     for (from, to) in [
         ("a1", "a3"),
         ("a3", "a2"),
@@ -1018,7 +1028,8 @@ fn rx_of(hv: &Hv, port: &str) -> u64 {
 /// The route reflector's RIB holds the routes the spec describes: a type-3 per host and VNI
 /// (RD router_id:VNI, RT ASN:VNI, VXLAN encapsulation, PMSI ingress replication with label VNI
 /// and the VTEP as tunnel id) and a type-2 per VM (label VNI, next hop its VTEP, same RD/RT).
-fn check_rib(hvs: &[Hv], vms: &[Vm]) {
+/// With `arped` (the VMs have sent ARP), each VM also has one MAC+IP route from ARP snooping.
+fn check_rib(hvs: &[Hv], vms: &[Vm], arped: bool) {
     let rib = hvs[0].bgp.evpn_routes();
     for hv in hvs {
         for vni in [100u64, 200] {
@@ -1047,6 +1058,20 @@ fn check_rib(hvs: &[Hv], vms: &[Vm]) {
                 && r.encap_vxlan
         };
         assert!(ok, "type-2 route of {} (h{}): {found:#?}", vm.name, hv.n);
+        // ARP snooping adds one MAC+IP route with the VM's address, from the same VTEP and
+        // with the same sequence, once the VM has ARPed.
+        let with_ip = mac_ip_routes_for(&rib, vm.mac());
+        let ok = if !arped {
+            with_ip.is_empty()
+        } else {
+            with_ip.len() == 1 && {
+                let r = with_ip[0];
+                r.ip.as_deref() == Some(vm.host.ip.as_str())
+                    && r.vtep() == Some(hv.vtep.as_str())
+                    && r.mac_mobility_seq == found[0].mac_mobility_seq
+            }
+        };
+        assert!(ok, "MAC+IP route of {} (h{}): {with_ip:#?}", vm.name, hv.n);
     }
 }
 
