@@ -180,18 +180,18 @@ impl Session {
             router_id: self.spec.router_id,
             vtep: topo.local_ip,
         });
+        // A fresh datapath (or a new topology) gets every install again in
+        // these actions.
         let actions = self
             .state
             .set_topology(topo.local_ip, &topo.vnis, topo.fresh);
-        let mut ops = if topo.fresh {
-            self.state.installs()
-        } else {
-            Vec::new()
-        };
-        ops.extend(actions.iter().filter_map(|a| match a {
-            Action::Tunnel(op) => Some(*op),
-            _ => None,
-        }));
+        let ops: Vec<TunnelOp> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Tunnel(op) => Some(*op),
+                _ => None,
+            })
+            .collect();
         self.install(ops).await?;
         self.update(|s| {
             s.vtep = Some(topo.vtep.clone());

@@ -160,6 +160,8 @@ pub struct VxlanPort {
     evpn: evpn::EvpnRemotes,
     /// Whether decapsulated frames teach `macs`.
     learning: bool,
+    /// Whether an EVPN session attached to this port.
+    evpn_marked: bool,
 }
 
 impl VxlanPort {
@@ -184,6 +186,7 @@ impl VxlanPort {
             last_sweep: Duration::ZERO,
             evpn: evpn::EvpnRemotes::default(),
             learning: true,
+            evpn_marked: false,
             cfg,
         }
     }
@@ -571,6 +574,11 @@ impl Tunnel for VxlanPort {
 
     fn evpn_clear(&mut self) {
         self.clear_evpn();
+        self.evpn_marked = false;
+    }
+
+    fn evpn_mark(&mut self) -> bool {
+        std::mem::replace(&mut self.evpn_marked, true)
     }
 
     fn remote_of(&self, vlan: u16, mac: MacAddr) -> Option<Ipv4Addr> {
