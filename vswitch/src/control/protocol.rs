@@ -267,6 +267,8 @@ pub struct HostIface {
 pub enum FdbEntryKind {
     Static,
     Learned,
+    /// A MAC behind a remote VTEP, from a BGP EVPN route.
+    Evpn,
 }
 
 /// One row of `fdb_show`.
