@@ -193,7 +193,7 @@ impl FrrHost {
         // Defaults worth spelling out: eBGP needs no policy (FRR 8 refuses to send or accept
         // anything on an eBGP session without one), no IPv4 unicast session by default.
         let bgpd = format!(
-            "{hostname}router bgp {asn}\n bgp router-id {rid}\n no bgp default ipv4-unicast\n \
+            "{hostname}router bgp {asn}\n bgp router-id {rid}\n bgp log-neighbor-changes\n no bgp default ipv4-unicast\n \
              no bgp ebgp-requires-policy\n address-family l2vpn evpn\n  advertise-all-vni\n \
              exit-address-family\n",
             asn = self.asn,
@@ -328,14 +328,21 @@ impl FrrHost {
     /// peer's connection on 179.
     #[track_caller]
     pub fn peer(&self, ip: &str, asn: u32, port: u16) {
+        // vtysh applies one line at a time: a session that came up between `remote-as` and
+        // `activate` would offer no address family (IPv4 unicast is off), fail its OPEN
+        // ("Unsupported Capability") and wait out bgpd's idle hold of 5 s. So the neighbor
+        // stays shut down until it is fully configured.
         let lines = [
             format!("neighbor {ip} remote-as {asn}"),
+            format!("neighbor {ip} shutdown"),
             format!("neighbor {ip} port {port}"),
             format!("neighbor {ip} timers connect 1"),
             // Send updates at once (FRR's default for eBGP was 30 s in older releases).
             format!("neighbor {ip} advertisement-interval 0"),
             "address-family l2vpn evpn".to_string(),
             format!("neighbor {ip} activate"),
+            "exit-address-family".to_string(),
+            format!("no neighbor {ip} shutdown"),
         ];
         let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
         self.configure_bgp(&lines);

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use vswitch_tests::cmd::{run, CmdOutput};
 use vswitch_tests::frr::{FrrHost, Vm};
+use vswitch_tests::gobgp::{EvpnRoute, GoBgpd, Neighbor, BGP_PORT};
 use vswitch_tests::{must, poll, wait_for, Daemon, Netns};
 
 const ASN: u32 = 65000;
@@ -31,112 +32,14 @@ const SETTLED_TAIL: usize = 50;
 /// bound includes re-plugging the VM and re-attaching the port).
 const MAX_OUTAGE: Duration = Duration::from_secs(2);
 
-/// Temporary stand-in for `vswitch_tests::gobgp` (being written on branch `evpn-tests`): one
-/// gobgpd in the root namespace with one EVPN neighbor, killed on drop.
-mod gobgpd {
-    use std::net::TcpListener;
-    use std::path::PathBuf;
-    use std::process::{Child, Command, Stdio};
-    use std::time::Duration;
-
-    use vswitch_tests::cmd::{run, CmdOutput};
-    use vswitch_tests::{poll, seq};
-
-    pub struct Gobgpd {
-        child: Child,
-        dir: PathBuf,
-        pub api_port: u16,
-        pub bgp_port: u16,
-    }
-
-    fn free_port(ip: &str) -> u16 {
-        let l = TcpListener::bind((ip, 0)).expect("bind a free port");
-        l.local_addr().expect("local addr").port()
-    }
-
-    impl Gobgpd {
-        pub fn start(listen_ip: &str, asn: u32, neighbor: &str, peer_asn: u32) -> Gobgpd {
-            let dir = std::env::temp_dir().join(format!(
-                "vst-gobgpdtmp-{}-{}",
-                std::process::id(),
-                seq()
-            ));
-            std::fs::create_dir_all(&dir).expect("gobgpd dir");
-            let api_port = free_port("127.0.0.1");
-            let bgp_port = free_port(listen_ip);
-            let conf = format!(
-                "[global.config]\n  as = {asn}\n  router-id = \"{listen_ip}\"\n  port = {bgp_port}\n  \
-                 local-address-list = [\"{listen_ip}\"]\n\n[[neighbors]]\n  [neighbors.config]\n    \
-                 neighbor-address = \"{neighbor}\"\n    peer-as = {peer_asn}\n  \
-                 [neighbors.transport.config]\n    local-address = \"{listen_ip}\"\n  \
-                 [neighbors.timers.config]\n    connect-retry = 1\n  [[neighbors.afi-safis]]\n    \
-                 [neighbors.afi-safis.config]\n      afi-safi-name = \"l2vpn-evpn\"\n"
-            );
-            let conf_path = dir.join("gobgpd.toml");
-            std::fs::write(&conf_path, conf).expect("write gobgpd.toml");
-            let log = std::fs::File::create(dir.join("gobgpd.log")).expect("gobgpd.log");
-            let log2 = log.try_clone().expect("dup");
-            let mut cmd = Command::new("gobgpd");
-            cmd.arg("-f")
-                .arg(&conf_path)
-                .args(["-t", "toml", "-p", "--pprof-disable"])
-                .arg(format!("--api-hosts=127.0.0.1:{api_port}"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::from(log))
-                .stderr(Stdio::from(log2));
-            vswitch_tests::sys::die_with_parent(&mut cmd);
-            let child = cmd.spawn().expect("start gobgpd");
-            let g = Gobgpd {
-                child,
-                dir,
-                api_port,
-                bgp_port,
-            };
-            poll(Duration::from_secs(10), Duration::from_millis(100), || {
-                g.cli(&["global"]).success().then_some(())
-            })
-            .expect("gobgpd's API not answering");
-            g
-        }
-
-        pub fn api(&self) -> String {
-            format!("127.0.0.1:{}", self.api_port)
-        }
-
-        pub fn cli(&self, args: &[&str]) -> CmdOutput {
-            let port = self.api_port.to_string();
-            run(
-                Command::new("gobgp")
-                    .args(["-u", "127.0.0.1", "-p", &port])
-                    .args(args),
-                Duration::from_secs(10),
-            )
-        }
-    }
-
-    impl Drop for Gobgpd {
-        fn drop(&mut self) {
-            if std::thread::panicking() {
-                eprintln!("--- gobgp global rib -a evpn ---");
-                eprintln!("{}", self.cli(&["global", "rib", "-a", "evpn"]).stdout);
-                eprintln!("{}", self.cli(&["neighbor"]).stdout);
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-use gobgpd::Gobgpd;
-
-/// `gobgp global rib -a evpn -j`: destination -> paths.
-fn gobgp_rib(g: &Gobgpd) -> serde_json::Map<String, Value> {
-    let out = g.cli(&["global", "rib", "-a", "evpn", "-j"]).check();
-    serde_json::from_str::<Value>(out.stdout.trim())
-        .ok()
-        .and_then(|v| v.as_object().cloned())
-        .unwrap_or_default()
+/// A gobgpd on the root end of the FRR host's BGP link, iBGP with FRR.
+fn gobgpd_for(frr: &FrrHost) -> GoBgpd {
+    GoBgpd::start(
+        &frr.peer_ip,
+        ASN,
+        &frr.peer_ip,
+        &[Neighbor::peer(&frr.bgp_ip)],
+    )
 }
 
 /// An FRR host and a gobgpd peering with it (iBGP, AS 65000), no vswitchd: the harness's own
@@ -153,21 +56,20 @@ fn frr_host_and_gobgpd_exchange_evpn_routes() {
     // No switch attaches the underlay here: bring its root end up, or FRR's underlay subnet
     // has no carrier and no remote VTEP in it resolves as a next hop.
     must(&["ip", "link", "set", frr.underlay_root(), "up"]);
-    let g = Gobgpd::start(&frr.peer_ip, ASN, &frr.bgp_ip, ASN);
+    let g = gobgpd_for(&frr);
     let t0 = Instant::now();
-    frr.peer(&frr.peer_ip, ASN, g.bgp_port);
+    frr.peer(&frr.peer_ip, ASN, BGP_PORT);
     frr.wait_established(&frr.peer_ip, CONVERGE);
     let established = t0.elapsed();
 
     // FRR's routes in gobgpd: type-3 for the VNI and type-2 for VM A, at FRR's VTEP.
-    let rib = wait_for(CONVERGE, "FRR's type-2 and type-3 routes in gobgpd", || {
-        let rib = gobgp_rib(&g);
-        let keys: Vec<&String> = rib.keys().collect();
-        let has_mac = keys.iter().any(|k| k.contains(&a.mac));
-        let has_imet = keys
+    let routes = wait_for(CONVERGE, "FRR's type-2 and type-3 routes in gobgpd", || {
+        let routes = g.evpn_routes();
+        let has_mac = routes.iter().any(|r| r.mac.as_deref() == Some(&a.mac));
+        let has_imet = routes
             .iter()
-            .any(|k| k.contains("type:multicast") && k.contains(FRR_VTEP));
-        (has_mac && has_imet).then_some(rib)
+            .any(|r| r.route_type == 3 && r.vtep() == Some(FRR_VTEP));
+        (has_mac && has_imet).then_some(routes)
     });
     eprintln!(
         "FRR <-> gobgpd: session up {:.2} s, FRR's routes in gobgpd {:.2} s after peering",
@@ -175,33 +77,31 @@ fn frr_host_and_gobgpd_exchange_evpn_routes() {
         t0.elapsed().as_secs_f64()
     );
     let rt = format!("{ASN}:{VNI}");
-    for (dest, paths) in &rib {
-        let path = &paths[0];
-        let text = path.to_string();
-        assert!(
-            text.contains(&rt),
-            "FRR's route {dest} lacks RT {rt}: {text}"
+    for r in &routes {
+        assert_eq!(
+            r.route_targets,
+            vec![rt.clone()],
+            "FRR's RT is ASN:VNI: {r:?}"
         );
-        let rd = &path["nlri"]["value"]["rd"];
-        assert_eq!(rd["admin"], FRR_VTEP, "FRR's RD is router-id:N: {dest}");
-        let nh = path["attrs"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find_map(|a| a["nexthop"].as_str());
-        assert_eq!(nh, Some(FRR_VTEP), "next hop of {dest}");
+        assert!(r.encap_vxlan, "FRR's encapsulation community: {r:?}");
+        assert!(
+            r.rd.starts_with(&format!("{FRR_VTEP}:")),
+            "FRR's RD is router-id:N: {r:?}"
+        );
+        assert_eq!(r.nexthop.as_deref(), Some(FRR_VTEP), "{r:?}");
+        if r.route_type == 3 {
+            assert_eq!(r.pmsi_label, Some(u64::from(VNI)), "{r:?}");
+        } else {
+            assert_eq!(r.labels, vec![u64::from(VNI)], "{r:?}");
+            assert_eq!(r.mac_mobility_seq, None, "{r:?}");
+        }
     }
 
     // Routes added to gobgpd by hand, as vswitchd adds them over gRPC: FRR installs them.
     let (remote_vtep, remote_mac) = ("10.77.0.9", "02:00:0a:4e:00:99");
     let rd = format!("{remote_vtep}:{VNI}");
     let vni = VNI.to_string();
-    let imet = [
-        "global",
-        "rib",
-        "add",
-        "-a",
-        "evpn",
+    g.add_evpn(&[
         "multicast",
         remote_vtep,
         "etag",
@@ -218,8 +118,7 @@ fn frr_host_and_gobgpd_exchange_evpn_routes() {
         remote_vtep,
         "nexthop",
         remote_vtep,
-    ];
-    g.cli(&imet).check();
+    ]);
     let macadv = [
         "macadv",
         remote_mac,
@@ -237,8 +136,7 @@ fn frr_host_and_gobgpd_exchange_evpn_routes() {
         "nexthop",
         remote_vtep,
     ];
-    g.cli(&[&["global", "rib", "add", "-a", "evpn"][..], &macadv].concat())
-        .check();
+    g.add_evpn(&macadv);
     let t1 = Instant::now();
     wait_for(CONVERGE, "the injected routes in FRR's vxlan fdb", || {
         (frr.vxlan_dst(remote_mac).as_deref() == Some(remote_vtep)
@@ -265,11 +163,7 @@ fn frr_host_and_gobgpd_exchange_evpn_routes() {
     );
 
     // Withdrawn: gone from the fdb.
-    let del: Vec<&str> = ["global", "rib", "del", "-a", "evpn"]
-        .into_iter()
-        .chain(macadv.iter().copied().take(9))
-        .collect();
-    g.cli(&del).check();
+    g.del_evpn(&macadv[..9]);
     wait_for(CONVERGE, "the withdrawn MAC to leave FRR's fdb", || {
         frr.vxlan_dst(remote_mac).is_none().then_some(())
     });
@@ -331,7 +225,7 @@ fn evpn_show(d: &Daemon) -> Value {
 
 struct World {
     frr: FrrHost,
-    g: Gobgpd,
+    g: GoBgpd,
     d: Daemon,
     a: Vm,
     b: Vm,
@@ -374,8 +268,8 @@ fn build_world(tag: &str) -> World {
         &format!("iface={b_root}"),
     ]);
 
-    let g = Gobgpd::start(&frr.peer_ip, ASN, &frr.bgp_ip, ASN);
-    frr.peer(&frr.peer_ip, ASN, g.bgp_port);
+    let g = gobgpd_for(&frr);
+    frr.peer(&frr.peer_ip, ASN, BGP_PORT);
     World { frr, g, d, a, b }
 }
 
@@ -396,7 +290,7 @@ fn vswitchd_interoperates_with_frr() {
         "evpn",
         "set",
         "guests",
-        &format!("gobgp={}", g.api()),
+        &format!("gobgp={}", g.api_addr()),
         &format!("asn={ASN}"),
         &format!("router_id={OUR_VTEP}"),
     ]);
@@ -482,6 +376,38 @@ fn vswitchd_interoperates_with_frr() {
         (macs["type"].as_str(), macs["remoteVtep"].as_str()),
         (Some("remote"), Some(OUR_VTEP)),
         "{macs}"
+    );
+
+    // What vswitchd originated, as gobgpd holds it: the contract's type-2 and type-3.
+    let ours: Vec<EvpnRoute> = g
+        .evpn_routes()
+        .into_iter()
+        .filter(|r| r.neighbor.is_none())
+        .collect();
+    let rd = format!("{OUR_VTEP}:{VNI}");
+    let rt = vec![format!("{ASN}:{VNI}")];
+    let t2 = ours
+        .iter()
+        .find(|r| r.route_type == 2 && r.mac.as_deref() == Some(&b.mac))
+        .unwrap_or_else(|| panic!("no type-2 of ours for VM B in gobgpd: {ours:#?}"));
+    assert!(
+        t2.rd == rd
+            && t2.nexthop.as_deref() == Some(OUR_VTEP)
+            && t2.route_targets == rt
+            && t2.encap_vxlan
+            && t2.labels == vec![u64::from(VNI)],
+        "our type-2 for VM B: {t2:?}"
+    );
+    let t3 = ours
+        .iter()
+        .find(|r| r.route_type == 3)
+        .unwrap_or_else(|| panic!("no type-3 of ours in gobgpd: {ours:#?}"));
+    assert!(
+        t3.rd == rd
+            && t3.vtep() == Some(OUR_VTEP)
+            && t3.pmsi_label == Some(u64::from(VNI))
+            && t3.route_targets == rt,
+        "our type-3: {t3:?}"
     );
 
     // MAC moves. M starts on FRR's bridge.
@@ -572,18 +498,6 @@ fn vswitchd_interoperates_with_frr() {
     for (what, o) in [("A", &from_a), ("B", &from_b)] {
         assert!(o.settled, "last move, pings from VM {what}: {o:?}");
     }
-
-    // gobgpd's view: our type-2 for VM B carries our VTEP, RD and RT.
-    let rib = gobgp_rib(g);
-    let (dest, paths) = rib
-        .iter()
-        .find(|(k, _)| k.contains(&b.mac))
-        .expect("VM B's route in gobgpd");
-    let text = paths[0].to_string();
-    assert!(
-        text.contains(OUR_VTEP) && text.contains(&format!("{OUR_VTEP}:{VNI}")),
-        "{dest}: {text}"
-    );
 }
 
 /// Moves M to a new port of the switch (`mPORTS`), leaving its old link stale.
