@@ -683,18 +683,27 @@ impl Vm {
         }
     }
 
-    /// Sends one broadcast frame from the VM's MAC (a ping to the subnet's broadcast address
-    /// that nobody answers), as a migrated VM announces itself; the switches on its way learn
-    /// its MAC on the new port.
+    /// Announces the VM on its link as a migrated VM does (QEMU sends a few RARPs): waits for
+    /// the link's carrier, then sends three broadcast frames from the VM's MAC 100 ms apart
+    /// (pings to the limited broadcast address, which nobody answers), so the switches on the
+    /// way learn the MAC on the new port even if the first frame comes too early for one.
     pub fn announce(&self) {
         let ifname = self.ifname.as_deref().expect("VM not plugged in");
+        let operstate = format!("/sys/class/net/{ifname}/operstate");
+        wait_for(
+            Duration::from_secs(5),
+            &format!("carrier on {ifname} of {}", self.ns.name()),
+            || (self.ns.exec_ok(&["cat", &operstate]).trim() == "up").then_some(()),
+        );
         let _ = self.ns.exec(&[
             "ping",
             "-n",
             "-q",
             "-b",
             "-c",
-            "1",
+            "3",
+            "-i",
+            "0.1",
             "-W",
             "0.1",
             "-I",
