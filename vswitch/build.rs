@@ -55,7 +55,13 @@ fn main() {
         // needs none.
         .build_server(true)
         .server_mod_attribute("apipb", "#[cfg(test)]")
-        .compile_protos(&[gobgp_proto], &[proto_dir, include])
+        .generate_default_stubs(true)
+        // The path attributes and NLRIs travel as `Any`s of attribute.proto's
+        // messages (same package).
+        .compile_protos(
+            &[gobgp_proto, proto_dir.join("attribute.proto")],
+            &[proto_dir, include],
+        )
         .unwrap_or_else(|e| panic!("generating the GoBGP client: {e}"));
     println!("cargo::rustc-cfg=gobgp_api");
 }

@@ -55,6 +55,7 @@ pub fn render(cmd: &Cmd, data: serde_json::Value, json: bool) -> anyhow::Result<
     }
     Ok(match cmd {
         Cmd::Trace { .. } => crate::trace::render(data)?,
+        Cmd::Evpn(c) => crate::evpn::render(c, data)?,
         Cmd::Bridge(BridgeCmd::List) => {
             let rows: Vec<BridgeInfo> = decode(data)?;
             table(

@@ -94,6 +94,17 @@ pub enum Request {
     FdbFlush {
         bridge: String,
     },
+    /// Runs EVPN on a bridge through the host's gobgpd (`docs/evpn.md`).
+    EvpnSet {
+        bridge: String,
+        options: Options,
+    },
+    EvpnShow {
+        bridge: String,
+    },
+    EvpnDel {
+        bridge: String,
+    },
     Stats {
         #[serde(default)]
         port: Option<String>,

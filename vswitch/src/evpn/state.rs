@@ -40,16 +40,18 @@ pub enum Nlri {
     Mac {
         vni: u32,
         mac: MacAddr,
-        ip: Option<Ipv4Addr>,
+        ip: Option<std::net::IpAddr>,
     },
-    /// Type 3, originated by `origin`.
-    Flood { vni: u32, origin: Ipv4Addr },
+    /// Type 3, originated by `origin`. Its VNI is an attribute (the PMSI
+    /// label), not part of its identity: a withdrawal may come without it.
+    Flood { etag: u32, origin: Ipv4Addr },
 }
 
 /// A route another VTEP advertises.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteRoute {
     pub id: RouteId,
+    pub vni: u32,
     /// The next hop: where the VTEP is.
     pub vtep: Ipv4Addr,
     /// MAC mobility sequence number (0 without the community).
@@ -59,8 +61,21 @@ pub struct RemoteRoute {
 /// A route this host advertises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LocalRoute {
-    Mac { vni: u32, mac: MacAddr, seq: u32 },
-    Flood { vni: u32 },
+    Mac {
+        vni: u32,
+        mac: MacAddr,
+        seq: u32,
+    },
+    /// The same MAC with the IPv4 address ARP snooping saw it use.
+    MacIp {
+        vni: u32,
+        mac: MacAddr,
+        ip: Ipv4Addr,
+        seq: u32,
+    },
+    Flood {
+        vni: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,8 +115,11 @@ pub struct EvpnState {
     flood_refs: HashMap<u32, HashMap<Ipv4Addr, u32>>,
     /// MACs the bridge has behind local ports.
     local: HashSet<(u32, MacAddr)>,
+    /// Addresses local MACs were seen using (ARP), for MAC+IP routes.
+    snooped: HashMap<(u32, MacAddr), Ipv4Addr>,
     /// What GoBGP has from us.
     advertised: HashMap<(u32, MacAddr), u32>,
+    advertised_ip: HashMap<(u32, MacAddr), (Ipv4Addr, u32)>,
     flood_advertised: BTreeSet<u32>,
     /// What the datapath has from us.
     installed: HashMap<(u32, MacAddr), Ipv4Addr>,
@@ -150,6 +168,11 @@ impl EvpnState {
             for (&(vni, mac), &seq) in &self.advertised {
                 actions.push(Action::Withdraw(LocalRoute::Mac { vni, mac, seq }));
             }
+            for (&(vni, mac), &(ip, seq)) in &self.advertised_ip {
+                actions.push(Action::Withdraw(LocalRoute::MacIp { vni, mac, ip, seq }));
+            }
+            self.advertised_ip.clear();
+            self.snooped.clear();
             for &vni in &self.flood_advertised {
                 actions.push(Action::Withdraw(LocalRoute::Flood { vni }));
             }
@@ -171,16 +194,10 @@ impl EvpnState {
         actions
     }
 
-    fn vni_of_nlri(n: &Nlri) -> u32 {
-        match *n {
-            Nlri::Mac { vni, .. } | Nlri::Flood { vni, .. } => vni,
-        }
-    }
-
     /// Whether a received route is ours or about a VNI we do not carry:
     /// either way it is not a remote route.
     fn concerns_us(&self, r: &RemoteRoute) -> bool {
-        Some(r.vtep) != self.local_ip && self.vnis.contains_key(&Self::vni_of_nlri(&r.id.nlri))
+        Some(r.vtep) != self.local_ip && self.vnis.contains_key(&r.vni)
     }
 
     fn insert_remote(&mut self, r: RemoteRoute) -> bool {
@@ -188,7 +205,7 @@ impl EvpnState {
             return false;
         }
         let limits = self.limits();
-        let vni = Self::vni_of_nlri(&r.id.nlri);
+        let vni = r.vni;
         if !self.vtep_allowed(vni, r.vtep) {
             self.refused += 1;
             return false;
@@ -209,7 +226,7 @@ impl EvpnState {
                     *self.macs_per_vni.entry(vni).or_insert(0) += 1;
                 }
             }
-            Nlri::Flood { vni, .. } => {
+            Nlri::Flood { .. } => {
                 *self
                     .flood_refs
                     .entry(vni)
@@ -252,7 +269,7 @@ impl EvpnState {
 
     fn remove_remote(&mut self, id: &RouteId) -> Option<RemoteRoute> {
         let r = self.remote.remove(id)?;
-        let vni = Self::vni_of_nlri(&id.nlri);
+        let vni = r.vni;
         Self::unref(&mut self.vtep_refs, vni, r.vtep);
         if matches!(id.nlri, Nlri::Flood { .. }) {
             Self::unref(&mut self.flood_refs, vni, r.vtep);
@@ -330,8 +347,14 @@ impl EvpnState {
     }
 
     /// The bridge learned `mac` of `vlan` behind a local port (`local`), or
-    /// it is gone from there.
-    pub fn local_change(&mut self, vlan: u16, mac: MacAddr, local: bool) -> Vec<Action> {
+    /// it is gone from there; `ip` is the address ARP showed it using.
+    pub fn local_change(
+        &mut self,
+        vlan: u16,
+        mac: MacAddr,
+        local: bool,
+        ip: Option<Ipv4Addr>,
+    ) -> Vec<Action> {
         let mut actions = Vec::new();
         let Some(&vni) = self.vlans.get(&vlan) else {
             return actions;
@@ -339,11 +362,16 @@ impl EvpnState {
         if !mac.is_learnable() {
             return actions;
         }
-        let changed = if local {
+        let mut changed = if local {
             self.local.insert((vni, mac))
         } else {
             self.local.remove(&(vni, mac))
         };
+        match (local, ip) {
+            (true, Some(ip)) => changed |= self.snooped.insert((vni, mac), ip) != Some(ip),
+            (false, _) => changed |= self.snooped.remove(&(vni, mac)).is_some(),
+            (true, None) => {}
+        }
         if changed {
             self.decide((vni, mac), &mut actions);
         }
@@ -360,6 +388,7 @@ impl EvpnState {
         let mut keys: Vec<(u32, MacAddr)> =
             now.symmetric_difference(&self.local).copied().collect();
         keys.sort();
+        self.snooped.retain(|k, _| now.contains(k));
         self.local = now;
         let mut actions = Vec::new();
         for k in keys {
@@ -411,6 +440,22 @@ impl EvpnState {
                 actions.push(Action::Withdraw(LocalRoute::Mac { vni, mac, seq: old }));
             }
             (None, None) => {}
+        }
+        let with_ip = advertise.and_then(|seq| self.snooped.get(&key).map(|ip| (*ip, seq)));
+        let had_ip = self.advertised_ip.get(&key).copied();
+        if with_ip != had_ip {
+            if let Some((ip, seq)) = had_ip.filter(|(old, _)| with_ip.map(|w| w.0) != Some(*old)) {
+                actions.push(Action::Withdraw(LocalRoute::MacIp { vni, mac, ip, seq }));
+            }
+            match with_ip {
+                Some((ip, seq)) => {
+                    self.advertised_ip.insert(key, (ip, seq));
+                    actions.push(Action::Advertise(LocalRoute::MacIp { vni, mac, ip, seq }));
+                }
+                None => {
+                    self.advertised_ip.remove(&key);
+                }
+            }
         }
         let want = match advertise {
             Some(_) => None,
@@ -467,6 +512,9 @@ impl EvpnState {
     /// be refused, so ours continues from it. True when the route is one we
     /// want.
     pub fn adopt_own(&mut self, vni: u32, mac: MacAddr, seq: u32) -> bool {
+        if let Some((_, ours)) = self.advertised_ip.get_mut(&(vni, mac)) {
+            *ours = (*ours).max(seq);
+        }
         match self.advertised.get_mut(&(vni, mac)) {
             Some(ours) => {
                 *ours = (*ours).max(seq);
@@ -474,6 +522,11 @@ impl EvpnState {
             }
             None => false,
         }
+    }
+
+    /// The address advertised with `mac`, if any.
+    pub fn advertised_ip(&self, vni: u32, mac: MacAddr) -> Option<Ipv4Addr> {
+        self.advertised_ip.get(&(vni, mac)).map(|(ip, _)| *ip)
     }
 
     /// Everything this host should have in GoBGP, for reconciliation.
@@ -486,6 +539,11 @@ impl EvpnState {
                 self.advertised
                     .iter()
                     .map(|(&(vni, mac), &seq)| LocalRoute::Mac { vni, mac, seq }),
+            )
+            .chain(
+                self.advertised_ip
+                    .iter()
+                    .map(|(&(vni, mac), &(ip, seq))| LocalRoute::MacIp { vni, mac, ip, seq }),
             )
             .collect();
         v.sort();
@@ -522,6 +580,7 @@ impl EvpnState {
             .map(Action::Withdraw)
             .collect();
         self.advertised.clear();
+        self.advertised_ip.clear();
         self.flood_advertised.clear();
         actions
     }

@@ -27,6 +27,8 @@ pub struct MacEvent {
     pub mac: MacAddr,
     /// True: now behind a local port. False: gone, or now behind the tunnel.
     pub local: bool,
+    /// The IPv4 address an ARP packet from the MAC claimed (local only).
+    pub ip: Option<std::net::Ipv4Addr>,
 }
 
 /// The datapath's side pushes, the EVPN session drains.
@@ -81,6 +83,7 @@ impl Hook {
             vlan,
             mac,
             local: port.is_some_and(|p| p != self.tunnel),
+            ip: None,
         });
     }
 }
@@ -116,6 +119,28 @@ impl Fdb {
         self.evpn
             .as_ref()
             .is_some_and(|h| !h.tunnel_learning && h.tunnel == port)
+    }
+
+    /// ARP snooping for MAC+IP routes: a local port's ARP packet says its
+    /// sender `mac` uses `ip`. Called for ARP frames only, while EVPN is
+    /// attached.
+    pub fn note_arp(&self, vlan: u16, mac: MacAddr, ip: std::net::Ipv4Addr, port: PortId) {
+        if let Some(h) = &self.evpn {
+            if port != h.tunnel && !ip.is_unspecified() {
+                h.journal.push(MacEvent {
+                    vlan,
+                    mac,
+                    local: true,
+                    ip: Some(ip),
+                });
+            }
+        }
+    }
+
+    /// Whether ARP snooping is wanted (EVPN attached).
+    #[inline]
+    pub fn snoops_arp(&self) -> bool {
+        self.evpn.is_some()
     }
 
     #[inline]
@@ -213,6 +238,27 @@ mod tests {
     }
 
     #[test]
+    fn arp_from_local_ports_is_journaled_with_its_address() {
+        let (t, j) = attached(false);
+        let ip = std::net::Ipv4Addr::new(10, 0, 0, 5);
+        t.note_arp(10, mac(1), ip, 1);
+        t.note_arp(10, mac(2), ip, TUNNEL);
+        t.note_arp(10, mac(3), std::net::Ipv4Addr::UNSPECIFIED, 1);
+        let (events, _) = drained(&j);
+        assert_eq!(
+            events,
+            [MacEvent {
+                vlan: 10,
+                mac: mac(1),
+                local: true,
+                ip: Some(ip)
+            }]
+        );
+        let plain = Fdb::new(4, 300);
+        assert!(!plain.snoops_arp());
+    }
+
+    #[test]
     fn overflow_is_reported_once() {
         let (mut t, j) = attached(true);
         for n in 0..4 {
@@ -256,7 +302,8 @@ mod tests {
             [MacEvent {
                 vlan: 10,
                 mac: mac(1),
-                local: true
+                local: true,
+                ip: None
             }]
         );
         // A withdrawal that comes after the move leaves the local entry.

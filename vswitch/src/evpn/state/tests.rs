@@ -27,6 +27,7 @@ fn mac_route(vtep: Ipv4Addr, vni: u32, m: MacAddr, seq: u32) -> RemoteRoute {
                 ip: None,
             },
         },
+        vni,
         vtep,
         seq,
     }
@@ -36,8 +37,12 @@ fn flood_route(vtep: Ipv4Addr, vni: u32) -> RemoteRoute {
     RemoteRoute {
         id: RouteId {
             rd: format!("{vtep}:{vni}"),
-            nlri: Nlri::Flood { vni, origin: vtep },
+            nlri: Nlri::Flood {
+                etag: 0,
+                origin: vtep,
+            },
         },
+        vni,
         vtep,
         seq: 0,
     }
@@ -79,11 +84,21 @@ fn topology_advertises_one_flood_route_per_vni() {
 #[test]
 fn local_macs_are_advertised_and_withdrawn() {
     let mut s = state();
-    assert_eq!(s.local_change(10, mac(1), true), [adv(100, mac(1), 0)]);
-    assert_eq!(s.local_change(10, mac(1), true), []);
-    assert_eq!(s.local_change(99, mac(2), true), [], "VLAN without a VNI");
-    assert_eq!(s.local_change(10, MacAddr::BROADCAST, true), []);
-    assert_eq!(s.local_change(10, mac(1), false), [wd(100, mac(1), 0)]);
+    assert_eq!(
+        s.local_change(10, mac(1), true, None),
+        [adv(100, mac(1), 0)]
+    );
+    assert_eq!(s.local_change(10, mac(1), true, None), []);
+    assert_eq!(
+        s.local_change(99, mac(2), true, None),
+        [],
+        "VLAN without a VNI"
+    );
+    assert_eq!(s.local_change(10, MacAddr::BROADCAST, true, None), []);
+    assert_eq!(
+        s.local_change(10, mac(1), false, None),
+        [wd(100, mac(1), 0)]
+    );
 }
 
 #[test]
@@ -130,7 +145,7 @@ fn a_mac_that_arrives_here_outbids_the_remote_sequence() {
     // The VM shows up locally: advertised one above what A said, and the
     // tunnel entry goes.
     assert_eq!(
-        s.local_change(10, mac(1), true),
+        s.local_change(10, mac(1), true, None),
         [adv(100, mac(1), 1), install(100, mac(1), None)]
     );
     // A withdraws: nothing changes here.
@@ -142,14 +157,14 @@ fn a_mac_that_arrives_here_outbids_the_remote_sequence() {
 #[test]
 fn a_mac_that_moves_away_is_withdrawn_and_installed() {
     let mut s = state();
-    s.local_change(10, mac(1), true);
+    s.local_change(10, mac(1), true, None);
     assert_eq!(
         s.remote_update(mac_route(B, 100, mac(1), 1)),
         [wd(100, mac(1), 0), install(100, mac(1), Some(B))]
     );
     // It comes back: one above B's sequence.
     assert_eq!(
-        s.local_change(10, mac(1), true),
+        s.local_change(10, mac(1), true, None),
         [adv(100, mac(1), 2), install(100, mac(1), None)]
     );
 }
@@ -157,8 +172,8 @@ fn a_mac_that_moves_away_is_withdrawn_and_installed() {
 #[test]
 fn equal_sequences_go_to_the_lowest_address() {
     let mut s = state();
-    s.local_change(10, mac(1), true);
-    s.local_change(10, mac(2), true);
+    s.local_change(10, mac(1), true, None);
+    s.local_change(10, mac(2), true, None);
     // B is above us: we keep ours.
     assert_eq!(s.remote_update(mac_route(B, 100, mac(1), 0)), []);
     // A is below us: A wins.
@@ -172,9 +187,9 @@ fn equal_sequences_go_to_the_lowest_address() {
 fn a_local_mac_that_goes_falls_back_to_the_remote_route() {
     let mut s = state();
     s.remote_update(mac_route(A, 100, mac(1), 0));
-    s.local_change(10, mac(1), true);
+    s.local_change(10, mac(1), true, None);
     assert_eq!(
-        s.local_change(10, mac(1), false),
+        s.local_change(10, mac(1), false, None),
         [wd(100, mac(1), 1), install(100, mac(1), Some(A))]
     );
 }
@@ -235,7 +250,7 @@ fn a_new_table_replaces_the_old_one() {
 #[test]
 fn a_full_local_resync_finds_what_the_journal_lost() {
     let mut s = state();
-    s.local_change(10, mac(1), true);
+    s.local_change(10, mac(1), true, None);
     let a = s.replace_local(&[(10, mac(2)), (20, mac(3)), (99, mac(4))]);
     assert_eq!(
         a,
@@ -246,7 +261,7 @@ fn a_full_local_resync_finds_what_the_journal_lost() {
 #[test]
 fn a_route_left_in_gobgp_sets_the_sequence_floor() {
     let mut s = state();
-    s.local_change(10, mac(1), true);
+    s.local_change(10, mac(1), true, None);
     assert!(s.adopt_own(100, mac(1), 4));
     assert!(!s.adopt_own(100, mac(2), 4));
     assert!(s.desired_routes().contains(&LocalRoute::Mac {
@@ -257,4 +272,58 @@ fn a_route_left_in_gobgp_sets_the_sequence_floor() {
     let all = s.withdraw_all();
     assert_eq!(all.len(), 3);
     assert!(s.desired_routes().is_empty());
+}
+
+#[test]
+fn an_address_seen_in_arp_gets_its_own_mac_ip_route() {
+    let mut s = state();
+    let ip1 = Ipv4Addr::new(10, 1, 0, 5);
+    let ip2 = Ipv4Addr::new(10, 1, 0, 6);
+    let macip = |ip, seq| LocalRoute::MacIp {
+        vni: 100,
+        mac: mac(1),
+        ip,
+        seq,
+    };
+    assert_eq!(
+        s.local_change(10, mac(1), true, Some(ip1)),
+        [adv(100, mac(1), 0), Action::Advertise(macip(ip1, 0))]
+    );
+    assert_eq!(s.local_change(10, mac(1), true, Some(ip1)), []);
+    assert_eq!(s.local_change(10, mac(1), true, None), []);
+    assert_eq!(
+        s.local_change(10, mac(1), true, Some(ip2)),
+        [
+            Action::Withdraw(macip(ip1, 0)),
+            Action::Advertise(macip(ip2, 0))
+        ]
+    );
+    assert_eq!(s.advertised_ip(100, mac(1)), Some(ip2));
+    // Moving away withdraws both routes.
+    assert_eq!(
+        s.remote_update(mac_route(B, 100, mac(1), 1)),
+        [
+            wd(100, mac(1), 0),
+            Action::Withdraw(macip(ip2, 0)),
+            install(100, mac(1), Some(B))
+        ]
+    );
+    // Back again: both with the new sequence.
+    assert_eq!(
+        s.local_change(10, mac(1), true, Some(ip2)),
+        [
+            adv(100, mac(1), 2),
+            Action::Advertise(macip(ip2, 2)),
+            install(100, mac(1), None)
+        ]
+    );
+    assert_eq!(s.desired_routes().len(), 4, "two floods, MAC and MAC+IP");
+    assert_eq!(
+        s.local_change(10, mac(1), false, None),
+        [
+            wd(100, mac(1), 2),
+            Action::Withdraw(macip(ip2, 2)),
+            install(100, mac(1), Some(B))
+        ]
+    );
 }
