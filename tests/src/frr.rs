@@ -418,6 +418,15 @@ impl FrrHost {
         self.evpn_macs().get(&mac.to_ascii_lowercase()).cloned()
     }
 
+    /// zebra's EVPN neighbor table of the VNI (`show evpn arp-cache vni VNI json`), from
+    /// MAC+IP routes and local ARP: IP -> entry with `type`, `mac`, `remoteVtep`, sequences.
+    pub fn evpn_neighbors(&self) -> serde_json::Map<String, Value> {
+        let mut v = self.vtysh_json(&format!("show evpn arp-cache vni {} json", self.vni));
+        let mut map = v.as_object_mut().map(std::mem::take).unwrap_or_default();
+        map.remove("numArpNd");
+        map
+    }
+
     /// The vxlan device's forwarding entries (`bridge -j fdb show dev vxVNI`).
     pub fn vxlan_fdb(&self) -> Vec<Value> {
         let out = self

@@ -385,6 +385,18 @@ fn vswitchd_interoperates_with_frr() {
         "{macs}"
     );
 
+    // Our MAC+IP route (ARP snooping) for VM B: FRR takes it into its neighbor table.
+    wait_for(
+        CONVERGE,
+        "our MAC+IP route for VM B in FRR's neighbor table",
+        || {
+            frr.evpn_neighbors()
+                .get(&b.ip)
+                .filter(|n| n["mac"] == b.mac.as_str() && n["remoteVtep"] == OUR_VTEP)
+                .map(|_| ())
+        },
+    );
+
     // What vswitchd originated, as gobgpd holds it: the contract's type-2 and type-3.
     let ours: Vec<EvpnRoute> = g
         .evpn_routes()
