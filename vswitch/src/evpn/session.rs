@@ -39,6 +39,8 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 /// Tunnel changes per datapath command, so a burst of routes never holds
 /// the datapath for long.
 const OPS_PER_COMMAND: usize = 2048;
+/// Watch messages already waiting that are taken in one round.
+const WATCH_DRAIN: usize = 1024;
 
 /// Why a session ended.
 enum End {
@@ -357,7 +359,18 @@ impl Session {
                     let Some(msg) = msg else {
                         return Err("gobgpd closed the watch".into());
                     };
-                    let actions = self.on_watch(msg);
+                    let mut actions = self.on_watch(msg);
+                    // What already arrived joins this round: a burst of
+                    // routes costs a datapath command per chunk of changes,
+                    // not one per route. (`message` is cancel safe.)
+                    for _ in 0..WATCH_DRAIN {
+                        match tokio::time::timeout(Duration::ZERO, watch.message()).await {
+                            Ok(Ok(Some(more))) => actions.extend(self.on_watch(more)),
+                            Ok(Ok(None)) => return Err("gobgpd closed the watch".into()),
+                            Ok(Err(e)) => return Err(format!("gobgpd watch: {}", e.message())),
+                            Err(_) => break,
+                        }
+                    }
                     self.apply(actions, Some(client)).await?;
                     self.publish_figures();
                 }

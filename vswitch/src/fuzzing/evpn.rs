@@ -15,7 +15,8 @@
 //!   `installs`): no action lost, none extra;
 //! - no MAC is both advertised by us and installed behind the tunnel;
 //! - nothing is installed toward our own VTEP;
-//! - the per-VNI limits hold.
+//! - the per-VNI limits hold, and the per-VNI figures agree with a count
+//!   from scratch.
 //!
 //! With the GoBGP API built in, the input's bytes are also decoded as an API
 //! path (protobuf) and, when that works, as an EVPN route: never a panic.
@@ -191,6 +192,14 @@ impl Model {
         for f in s.figures() {
             assert!(f.remote_macs <= LIMITS.max_macs, "{f:?}");
             assert!(f.vteps.len() <= LIMITS.max_vteps, "{f:?}");
+            // The figures are counted as things change: they must agree
+            // with a count from scratch.
+            let local = want
+                .iter()
+                .filter(|r| matches!(r, LocalRoute::Mac { vni, .. } if *vni == f.vni))
+                .count();
+            let remote = self.macs.keys().filter(|(vni, _)| *vni == f.vni).count();
+            assert_eq!((f.local_macs, f.remote_macs), (local, remote), "{f:?}");
         }
     }
 }
