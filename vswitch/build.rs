@@ -55,7 +55,12 @@ fn main() {
         // needs none.
         .build_server(true)
         .server_mod_attribute("apipb", "#[cfg(test)]")
-        .compile_protos(&[gobgp_proto], &[proto_dir, include])
+        // gobgp.proto carries routes and attributes as google.protobuf.Any
+        // without importing their messages: attribute.proto defines them.
+        .compile_protos(
+            &[gobgp_proto, proto_dir.join("attribute.proto")],
+            &[proto_dir, include],
+        )
         .unwrap_or_else(|e| panic!("generating the GoBGP client: {e}"));
     println!("cargo::rustc-cfg=gobgp_api");
 }
