@@ -55,8 +55,9 @@ fn main() {
         // needs none.
         .build_server(true)
         .server_mod_attribute("apipb", "#[cfg(test)]")
-        // gobgp.proto carries routes and attributes as google.protobuf.Any
-        // without importing their messages: attribute.proto defines them.
+        .generate_default_stubs(true)
+        // The path attributes and NLRIs travel as `Any`s of attribute.proto's
+        // messages (same package).
         .compile_protos(
             &[gobgp_proto, proto_dir.join("attribute.proto")],
             &[proto_dir, include],

@@ -41,6 +41,9 @@ pub enum Cmd {
     /// VXLAN tunnel endpoints: VNIs, remotes, neighbor state, counters.
     #[command(subcommand)]
     Vxlan(VxlanCmd),
+    /// BGP EVPN for a bridge's VXLAN overlay, through the host's gobgpd.
+    #[command(subcommand)]
+    Evpn(crate::evpn::EvpnCmd),
     /// Bond ports: members and their state.
     #[command(subcommand)]
     Bond(crate::bond::BondCmd),
@@ -307,6 +310,7 @@ pub fn to_request(cmd: &Cmd) -> anyhow::Result<Request> {
         // vxlan show reads the port list first; see vxlan.rs.
         Cmd::Vxlan(VxlanCmd::Show { .. }) => Request::PortList { bridge: None },
         Cmd::Capture(c) => c.request(),
+        Cmd::Evpn(c) => c.request()?,
         Cmd::Monitor => Request::Monitor,
         // Several requests each: run by `bond::bond_show` / `lacp_show`.
         Cmd::Bond(_) | Cmd::Lacp(_) => bail!("bond and lacp commands are not one request"),

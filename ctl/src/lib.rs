@@ -9,6 +9,7 @@ mod args;
 mod bond;
 mod capture;
 mod client;
+mod evpn;
 mod generate;
 mod iface;
 mod metrics;

@@ -55,6 +55,7 @@ pub fn render(cmd: &Cmd, data: serde_json::Value, json: bool) -> anyhow::Result<
     }
     Ok(match cmd {
         Cmd::Trace { .. } => crate::trace::render(data)?,
+        Cmd::Evpn(c) => crate::evpn::render(c, data)?,
         Cmd::Bridge(BridgeCmd::List) => {
             let rows: Vec<BridgeInfo> = decode(data)?;
             table(
@@ -139,6 +140,7 @@ pub fn render(cmd: &Cmd, data: serde_json::Value, json: bool) -> anyhow::Result<
                         let (age, kind) = match e.kind {
                             FdbEntryKind::Static => ("-".to_string(), "static"),
                             FdbEntryKind::Learned => (format!("{}s", e.age_secs), "learned"),
+                            FdbEntryKind::Evpn => ("-".to_string(), "evpn"),
                         };
                         vec![
                             e.vlan.to_string(),
@@ -146,6 +148,7 @@ pub fn render(cmd: &Cmd, data: serde_json::Value, json: bool) -> anyhow::Result<
                             e.port,
                             age,
                             kind.into(),
+                            e.remote.unwrap_or_else(|| "-".into()),
                         ]
                     })
                     .collect(),

@@ -126,6 +126,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || Executor::restore(config, state_dir, datapath))
                 .await
                 .context("restoring the configuration")?;
+        let mut executor = executor;
+        executor.resume_evpn().await;
         let executor = Arc::new(tokio::sync::Mutex::new(executor));
         if let Some(listener) = metrics {
             let addr = listener.local_addr()?;

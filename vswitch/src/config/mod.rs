@@ -43,6 +43,9 @@ pub struct BridgeConfig {
     pub ports: Vec<PortConfig>,
     #[serde(default)]
     pub static_fdb: Vec<StaticFdbEntry>,
+    /// `vsctl evpn set` options, when the bridge runs EVPN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evpn: Option<Options>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,6 +160,10 @@ impl Config {
                     ));
                 }
             }
+            if let Some(evpn) = &b.evpn {
+                crate::evpn::EvpnSpec::parse(evpn)
+                    .map_err(|e| format!("bridge {:?}: evpn: {e}", b.name))?;
+            }
         }
         Ok(())
     }
@@ -241,6 +248,7 @@ mod tests {
                     port: "vm1".into(),
                     remote: None,
                 }],
+                evpn: None,
             }],
         }
     }
@@ -290,6 +298,7 @@ mod tests {
                 options: opts(&[("type", "tap"), ("iface", "other")]),
             }],
             static_fdb: vec![],
+            evpn: None,
         });
         assert!(c.validate().unwrap_err().contains("twice"));
         c.bridges[1].ports[0].name = "vm2".into();

@@ -64,6 +64,8 @@ pub fn step_text(step: &Request) -> String {
             format!("fdb add {bridge} {mac} {port} vlan={vlan}{remote}")
         }
         Request::FdbDel { bridge, mac, vlan } => format!("fdb del {bridge} {mac} vlan={vlan}"),
+        Request::EvpnSet { bridge, options } => format!("evpn set {bridge}{}", kv(options)),
+        Request::EvpnDel { bridge } => format!("evpn del {bridge}"),
         other => format!("{other:?}"),
     }
 }
@@ -276,6 +278,16 @@ impl<'a> Planner<'a> {
 
     fn emit(self) -> Vec<Request> {
         let mut steps = Vec::new();
+        // EVPN that goes from a bridge that stays: first, while its VXLAN
+        // port is still there to withdraw from.
+        for b in &self.running.bridges {
+            let stays = self.target.bridge(&b.name);
+            if b.evpn.is_some() && stays.is_some_and(|t| t.evpn.is_none()) {
+                steps.push(Request::EvpnDel {
+                    bridge: b.name.clone(),
+                });
+            }
+        }
         // Static entries that go, where their port and bridge stay (the
         // others go with them).
         let gone_ports: HashSet<&str> = self.ports_gone.iter().map(|(_, p, _)| *p).collect();
@@ -351,6 +363,20 @@ impl<'a> Planner<'a> {
                     });
                 }
             }
+        }
+        // EVPN last: it needs the bridge's VXLAN port.
+        for b in &self.target.bridges {
+            let Some(want) = &b.evpn else { continue };
+            let had = self.running.bridge(&b.name).and_then(|r| r.evpn.as_ref());
+            let options = match had {
+                Some(old) if old == want => continue,
+                Some(old) => option_changes(old, want),
+                None => want.clone(),
+            };
+            steps.push(Request::EvpnSet {
+                bridge: b.name.clone(),
+                options,
+            });
         }
         steps
     }

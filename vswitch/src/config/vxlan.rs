@@ -61,11 +61,14 @@ pub fn parse(options: &Options) -> Result<VxlanConfig, String> {
         .ok_or("type=vxlan needs underlay=PORT (the uplink port that carries the tunnel)")?
         .clone();
     validate_name("underlay port", &underlay)?;
+    // With EVPN the flood lists come from BGP, so no remote is needed.
     let mut remotes = Vec::new();
     for r in options
         .get("remote")
-        .ok_or("type=vxlan needs remote=IP[,IP...]")?
+        .map(String::as_str)
+        .unwrap_or("")
         .split(',')
+        .filter(|r| !r.is_empty())
     {
         let ip = parse_ip("remote", r)?;
         if ip == local {

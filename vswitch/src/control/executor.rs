@@ -20,6 +20,7 @@ use crate::wire::MacAddr;
 type Outcome = Result<Reply, String>;
 
 mod apply;
+mod evpn;
 mod ports;
 mod trace;
 
@@ -31,6 +32,8 @@ pub struct Executor {
     not_running: HashMap<String, String>,
     /// Where configuration changes are announced to monitors.
     events: Option<std::sync::Arc<crate::events::Hub>>,
+    /// Bridges' EVPN sessions (`evpn.rs`).
+    evpn: crate::evpn::EvpnManager,
 }
 
 impl Executor {
@@ -101,6 +104,7 @@ impl Executor {
             datapath,
             not_running,
             events,
+            evpn: crate::evpn::EvpnManager::default(),
         }
     }
 
@@ -134,6 +138,9 @@ impl Executor {
             Request::BridgeAdd { bridge, options } => self.bridge_add(bridge, options).await,
             Request::BridgeSet { bridge, options } => self.bridge_set(bridge, options).await,
             Request::BridgeDel { bridge } => self.bridge_del(bridge).await,
+            Request::EvpnSet { bridge, options } => self.evpn_set(bridge, options).await,
+            Request::EvpnShow { bridge } => self.evpn_show(bridge),
+            Request::EvpnDel { bridge } => self.evpn_del(bridge).await,
             Request::BridgeList => self.bridge_list().await,
             Request::PortAdd {
                 bridge,
@@ -254,6 +261,7 @@ impl Executor {
             options,
             ports: Vec::new(),
             static_fdb: Vec::new(),
+            evpn: None,
         });
         self.commit(next, |reply| Command::AddBridge {
             name: bridge,
@@ -302,6 +310,7 @@ impl Executor {
             .iter()
             .map(|p| p.name.clone())
             .collect();
+        self.evpn.stop(&bridge).await;
         let mut next = self.config.clone();
         next.bridges.retain(|b| b.name != bridge);
         self.commit(next, |reply| Command::DelBridge {

@@ -94,6 +94,17 @@ pub enum Request {
     FdbFlush {
         bridge: String,
     },
+    /// Runs EVPN on a bridge through the host's gobgpd (`docs/evpn.md`).
+    EvpnSet {
+        bridge: String,
+        options: Options,
+    },
+    EvpnShow {
+        bridge: String,
+    },
+    EvpnDel {
+        bridge: String,
+    },
     Stats {
         #[serde(default)]
         port: Option<String>,
@@ -267,6 +278,8 @@ pub struct HostIface {
 pub enum FdbEntryKind {
     Static,
     Learned,
+    /// A MAC behind a remote VTEP, from a BGP EVPN route.
+    Evpn,
 }
 
 /// One row of `fdb_show`.

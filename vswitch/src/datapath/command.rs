@@ -37,6 +37,8 @@ pub enum DatapathError {
     Gone,
     #[error("port {0:?} already has a capture running (one capture per port)")]
     CaptureBusy(String),
+    #[error("{0}")]
+    Evpn(String),
 }
 
 pub type Reply<T> = oneshot::Sender<Result<T, DatapathError>>;
@@ -150,6 +152,28 @@ pub enum Command {
     /// first call.
     EventHub {
         reply: Reply<std::sync::Arc<crate::events::Hub>>,
+    },
+    /// Hands a bridge's table and VXLAN port to the EVPN control plane
+    /// (`journal` Some), or takes them back (None: every EVPN entry goes).
+    EvpnAttach {
+        bridge: String,
+        /// The VXLAN port; None: the bridge's only one.
+        vtep: Option<String>,
+        journal: Option<std::sync::Arc<crate::fdb::MacJournal>>,
+        /// Whether tunnel traffic still teaches the tables.
+        learning: bool,
+        reply: Reply<crate::evpn::Topology>,
+    },
+    /// Remote MACs and flood lists from BGP.
+    EvpnUpdate {
+        bridge: String,
+        ops: Vec<crate::evpn::TunnelOp>,
+        reply: Reply<crate::evpn::UpdateOutcome>,
+    },
+    /// Every MAC behind a local port of the bridge, as (VLAN, MAC).
+    EvpnLocalMacs {
+        bridge: String,
+        reply: Reply<Vec<(u16, MacAddr)>>,
     },
     Shutdown,
 }

@@ -11,8 +11,7 @@ use super::{Command, DatapathError, Reply, Worker, WAKER_TOKEN};
 
 /// Starts, commands and stops the datapath thread.
 pub struct DatapathHandle {
-    commands: Sender<Command>,
-    waker: Arc<Waker>,
+    commander: Commander,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -29,8 +28,10 @@ impl DatapathHandle {
             .name("vswitch-datapath".into())
             .spawn(move || worker.run())?;
         Ok(DatapathHandle {
-            commands: tx,
-            waker,
+            commander: Commander {
+                commands: tx,
+                waker,
+            },
             thread: Some(thread),
         })
     }
@@ -41,9 +42,7 @@ impl DatapathHandle {
         &self,
         make: impl FnOnce(Reply<T>) -> Command,
     ) -> Result<T, DatapathError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(make(tx))?;
-        rx.await.map_err(|_| DatapathError::Gone)?
+        self.commander.call(make).await
     }
 
     /// The same, for callers outside the async runtime (startup, tests).
@@ -57,8 +56,13 @@ impl DatapathHandle {
     }
 
     fn send(&self, cmd: Command) -> Result<(), DatapathError> {
-        self.commands.send(cmd).map_err(|_| DatapathError::Gone)?;
-        self.waker.wake().map_err(|_| DatapathError::Gone)
+        self.commander.send(cmd)
+    }
+
+    /// A sender of commands for other tasks (the EVPN sessions); it does
+    /// not own the thread.
+    pub fn commander(&self) -> Commander {
+        self.commander.clone()
     }
 
     /// Stops the thread and waits for it; its ports close as it drops them.
@@ -73,5 +77,29 @@ impl DatapathHandle {
 impl Drop for DatapathHandle {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Sends commands to the datapath, like `DatapathHandle::call`, from any
+/// task; cheap to clone.
+#[derive(Clone)]
+pub struct Commander {
+    commands: Sender<Command>,
+    waker: Arc<Waker>,
+}
+
+impl Commander {
+    pub async fn call<T>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, DatapathError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(make(tx))?;
+        rx.await.map_err(|_| DatapathError::Gone)?
+    }
+
+    fn send(&self, cmd: Command) -> Result<(), DatapathError> {
+        self.commands.send(cmd).map_err(|_| DatapathError::Gone)?;
+        self.waker.wake().map_err(|_| DatapathError::Gone)
     }
 }

@@ -19,7 +19,7 @@ pub mod idle;
 mod switch;
 
 pub use command::{BridgeState, Command, DatapathError, Reply};
-pub use handle::DatapathHandle;
+pub use handle::{Commander, DatapathHandle};
 pub use switch::Switch;
 
 use std::time::{Duration, Instant};

@@ -14,6 +14,7 @@ use crate::pipeline::admit::PortPolicy;
 use crate::pipeline::counters::PortCounters;
 use crate::pipeline::{announce, process_batch, Bridge, PortSlot};
 
+mod evpn;
 mod observe;
 mod tunnels;
 use crate::port::PortEvent;
@@ -368,13 +369,15 @@ impl Switch {
                                 .and_then(|p| p.as_ref())
                                 .map(|p| p.name.clone())
                                 .unwrap_or_else(|| format!("#{}", e.port)),
-                            age_secs: if e.is_static {
+                            age_secs: if e.is_static || e.evpn {
                                 0
                             } else {
                                 secs.saturating_sub(e.last_seen)
                             },
                             kind: if e.is_static {
                                 FdbEntryKind::Static
+                            } else if e.evpn {
+                                FdbEntryKind::Evpn
                             } else {
                                 FdbEntryKind::Learned
                             },
@@ -451,6 +454,22 @@ impl Switch {
             }
             Command::EventHub { reply } => {
                 let _ = reply.send(Ok(self.event_hub()));
+            }
+            Command::EvpnAttach {
+                bridge,
+                vtep,
+                journal,
+                learning,
+                reply,
+            } => {
+                let _ = reply.send(self.evpn_attach(&bridge, vtep.as_deref(), journal, learning));
+            }
+            Command::EvpnUpdate { bridge, ops, reply } => {
+                let _ = reply.send(self.evpn_update(&bridge, &ops));
+            }
+            Command::EvpnLocalMacs { bridge, reply } => {
+                let r = self.bridge_mut(&bridge).map(|b| b.fdb.local_macs());
+                let _ = reply.send(r);
             }
             Command::Shutdown => {}
         }

@@ -319,6 +319,8 @@ const CONFIG_VERBS: &[&str] = &[
     "fdb_add",
     "fdb_del",
     "fdb_flush",
+    "evpn_set",
+    "evpn_del",
 ];
 
 /// The `config` event a request makes if it succeeds; `None` for reads.

@@ -15,6 +15,9 @@ use hashbrown::HashMap;
 
 use crate::wire::MacAddr;
 
+pub mod evpn;
+pub use evpn::{MacEvent, MacJournal};
+
 /// Index of a port in the datapath's port slab.
 pub type PortId = u32;
 
@@ -28,6 +31,9 @@ pub struct FdbEntry {
     pub port: PortId,
     pub last_seen: u64,
     pub is_static: bool,
+    /// Installed by the EVPN control plane (a MAC behind a remote VTEP):
+    /// never aged, replaced when the MAC is learned on a local port.
+    pub evpn: bool,
 }
 
 /// What `learn` did with a source address.
@@ -45,6 +51,9 @@ pub enum LearnOutcome {
     PortLimit,
     /// A static entry pins the MAC to another port: left alone.
     StaticConflict,
+    /// The port does not teach the table (a tunnel whose remote MACs come
+    /// from EVPN): not learned, forwarded.
+    NotLearning,
 }
 
 /// Table-wide counters, read by the control thread as a copy.
@@ -74,6 +83,8 @@ pub struct Fdb {
     /// Learned (not static) entries per port, indexed by `PortId`.
     learned_per_port: Vec<u32>,
     pub counters: FdbCounters,
+    /// The EVPN control plane's view of the table (`evpn.rs`).
+    evpn: Option<evpn::Hook>,
 }
 
 impl Fdb {
@@ -86,6 +97,7 @@ impl Fdb {
             aging_secs,
             learned_per_port: Vec::new(),
             counters: FdbCounters::default(),
+            evpn: None,
         }
     }
 
@@ -154,6 +166,9 @@ impl Fdb {
         port: PortId,
         port_limit: u32,
     ) -> LearnOutcome {
+        if self.is_not_learning(port) {
+            return LearnOutcome::NotLearning;
+        }
         let at_limit = self.learned_on(port) >= port_limit;
         match self.table.get(&key(vlan, mac)) {
             Some(e) if e.port == port => LearnOutcome::Refreshed,
@@ -177,6 +192,9 @@ impl Fdb {
         now: u64,
         port_limit: u32,
     ) -> LearnOutcome {
+        if self.is_not_learning(port) {
+            return LearnOutcome::NotLearning;
+        }
         let k = key(vlan, mac);
         let at_limit = self.learned_on(port) >= port_limit;
         if let Some(e) = self.table.get_mut(&k) {
@@ -192,11 +210,16 @@ impl Fdb {
                 return LearnOutcome::PortLimit;
             }
             let from = e.port;
+            let was_evpn = e.evpn;
             e.port = port;
             e.last_seen = now;
+            e.evpn = false;
             self.counters.moves += 1;
-            self.count(from, false);
+            if !was_evpn {
+                self.count(from, false);
+            }
             self.count(port, true);
+            self.note(vlan, mac, Some(port));
             return LearnOutcome::Moved { from };
         }
         if at_limit {
@@ -212,10 +235,12 @@ impl Fdb {
                 port,
                 last_seen: now,
                 is_static: false,
+                evpn: false,
             },
         );
         self.count(port, true);
         self.counters.learned += 1;
+        self.note(vlan, mac, Some(port));
         LearnOutcome::Learned
     }
 
@@ -227,7 +252,7 @@ impl Fdb {
             return Err(FdbFull);
         }
         if let Some(old) = self.table.get(&k).copied() {
-            if !old.is_static {
+            if !old.is_static && !old.evpn {
                 self.count(old.port, false);
             }
         }
@@ -237,22 +262,36 @@ impl Fdb {
                 port,
                 last_seen: 0,
                 is_static: true,
+                evpn: false,
             },
         );
+        self.note(vlan, mac, Some(port));
         Ok(())
     }
 
     pub fn remove(&mut self, vlan: u16, mac: MacAddr) -> Option<FdbEntry> {
         let e = self.table.remove(&key(vlan, mac))?;
-        if !e.is_static {
+        if !e.is_static && !e.evpn {
             self.count(e.port, false);
         }
+        self.note(vlan, mac, None);
         Some(e)
     }
 
-    /// Forgets every learned entry; static ones stay.
+    /// Forgets every learned entry; static ones, and those EVPN
+    /// installed, stay.
     pub fn flush_learned(&mut self) {
-        self.table.retain(|_, e| e.is_static);
+        let hook = self.evpn.as_ref();
+        self.table.retain(|k, e| {
+            let keep = e.is_static || e.evpn;
+            if !keep {
+                if let Some(h) = hook {
+                    let (vlan, mac) = unkey(*k);
+                    h.note(vlan, mac, None);
+                }
+            }
+            keep
+        });
         self.learned_per_port.fill(0);
     }
 
@@ -261,10 +300,17 @@ impl Fdb {
     /// report.
     pub fn flush_port(&mut self, port: PortId) -> usize {
         let mut statics = 0;
-        self.table.retain(|_, e| {
+        let hook = self.evpn.as_ref();
+        self.table.retain(|k, e| {
             let gone = e.port == port;
             if gone && e.is_static {
                 statics += 1;
+            }
+            if gone {
+                if let Some(h) = hook {
+                    let (vlan, mac) = unkey(*k);
+                    h.note(vlan, mac, None);
+                }
             }
             !gone
         });
@@ -283,11 +329,16 @@ impl Fdb {
         let aging = self.aging_secs;
         let before = self.table.len();
         let counts = &mut self.learned_per_port;
-        self.table.retain(|_, e| {
-            let keep = e.is_static || now.saturating_sub(e.last_seen) <= aging;
+        let hook = self.evpn.as_ref();
+        self.table.retain(|k, e| {
+            let keep = e.is_static || e.evpn || now.saturating_sub(e.last_seen) <= aging;
             if !keep {
                 if let Some(n) = counts.get_mut(e.port as usize) {
                     *n = n.saturating_sub(1);
+                }
+                if let Some(h) = hook {
+                    let (vlan, mac) = unkey(*k);
+                    h.note(vlan, mac, None);
                 }
             }
             keep

@@ -136,6 +136,23 @@ fn learn(
     outcome
 }
 
+/// ARP snooping while EVPN drives the bridge: the address a local MAC
+/// claims goes into its MAC+IP route. Only ARP frames pay more than the
+/// check that EVPN is on.
+#[inline]
+fn snoop_arp(bridge: &Bridge, frame: &input::Classified, bytes: &[u8], in_port: PortId) {
+    if !bridge.fdb.snoops_arp() || bytes.get(12..14) != Some(&[0x08, 0x06]) {
+        return;
+    }
+    if let Some(arp) = bytes.get(14..).and_then(crate::wire::arp::ArpRepr::parse) {
+        if arp.sender_mac == frame.src {
+            bridge
+                .fdb
+                .note_arp(frame.vlan, frame.src, arp.sender_ip, in_port);
+        }
+    }
+}
+
 /// One-entry caches for one batch: the frames of a burst mostly belong to
 /// a few flows, and consecutive frames of one flow skip the table.
 #[derive(Default)]
@@ -204,7 +221,11 @@ pub fn process_batch(
                 ..Verdict::DROPPED
             },
             Ok(frame) => {
-                let disposition = if !ingress.policy.source_allowed(frame.src) {
+                let allowed = ingress.policy.source_allowed(frame.src);
+                if allowed {
+                    snoop_arp(bridge, &frame, buf.frame(), in_port);
+                }
+                let disposition = if !allowed {
                     Disposition::Drop(DropReason::SrcMacNotAllowed)
                 } else if cache.learned == Some((frame.vlan, frame.src)) {
                     // Learned or refreshed on this port earlier in the

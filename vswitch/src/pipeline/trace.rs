@@ -156,6 +156,9 @@ pub fn trace(
         }
         LearnOutcome::Refused => "table full: not learned (learn_refused), forwarded".to_string(),
         LearnOutcome::StaticConflict => "pinned elsewhere by a static entry: not learned".into(),
+        LearnOutcome::NotLearning => {
+            "tunnel port with EVPN and learning off: not learned, forwarded".into()
+        }
         LearnOutcome::PortLimit => {
             return report.dropped(
                 "learn",
@@ -236,7 +239,7 @@ pub fn trace(
             let vni = t.vni_of(vlan).map_or("?".into(), |v| v.to_string());
             let remotes = match t.remote_of(vlan, dst) {
                 Some(r) if !dst.is_multicast() => vec![r],
-                _ => t.flood_remotes(),
+                _ => t.flood_remotes(vlan),
             };
             let list: Vec<String> = remotes.iter().map(|r| r.to_string()).collect();
             format!("vxlan vni {vni} to {}", list.join(", "))

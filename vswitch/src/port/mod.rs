@@ -223,8 +223,8 @@ pub trait Tunnel {
         None
     }
 
-    /// Every remote VTEP a flooded frame is copied to.
-    fn flood_remotes(&self) -> Vec<std::net::Ipv4Addr> {
+    /// Every remote VTEP a flooded frame of VLAN `vlan` is copied to.
+    fn flood_remotes(&self, _vlan: u16) -> Vec<std::net::Ipv4Addr> {
         Vec::new()
     }
 
@@ -239,6 +239,25 @@ pub trait Tunnel {
         mac: crate::wire::MacAddr,
         remote: Option<std::net::Ipv4Addr>,
     ) -> bool;
+
+    /// The VTEP's own underlay address and its (VNI, VLAN) pairs, when the
+    /// tunnel is one EVPN can drive.
+    fn evpn_topology(&self) -> Option<(std::net::Ipv4Addr, Vec<(u32, u16)>)> {
+        None
+    }
+
+    /// Applies one change from the EVPN control plane; false when the
+    /// tunnel does not carry the VNI.
+    fn evpn_apply(&mut self, _op: &crate::evpn::TunnelOp) -> bool {
+        false
+    }
+
+    /// Whether decapsulated traffic teaches the tunnel which remote a MAC
+    /// is behind (on by default; EVPN turns it off).
+    fn set_learning(&mut self, _on: bool) {}
+
+    /// Forgets everything EVPN installed.
+    fn evpn_clear(&mut self) {}
 }
 
 /// Events a port raises for the datapath.

@@ -133,6 +133,8 @@ impl Executor {
                 remote,
             } => self.fdb_add(bridge, mac, port, vlan, remote).await,
             Request::FdbDel { bridge, mac, vlan } => self.fdb_del(bridge, mac, vlan).await,
+            Request::EvpnSet { bridge, options } => self.evpn_set(bridge, options).await,
+            Request::EvpnDel { bridge } => self.evpn_del(bridge).await,
             other => Err(format!("not a plan step: {other:?}")),
         }
     }

@@ -168,3 +168,151 @@ fn announce_event_sends_one_rarp_per_mac_behind_other_ports() {
     assert_eq!(sw.port_counters("p1").unwrap().tx_packets, 1);
     assert_eq!(sw.port_counters("p2").unwrap().tx_packets, before);
 }
+
+/// EVPN through commands: attach, ARP snooping into the journal, remote
+/// MACs and flood lists in and out, detach.
+#[test]
+fn evpn_attaches_snoops_installs_and_detaches() {
+    use crate::evpn::TunnelOp;
+    use crate::fdb::MacJournal;
+    use crate::port::vxlan::{VxlanConfig, VxlanPort};
+    use std::net::Ipv4Addr;
+    use std::sync::Arc;
+
+    let poll = mio::Poll::new().unwrap();
+    let mut sw = Switch::new();
+    for br in ["up", "g"] {
+        call(&mut sw, &poll, |reply| Command::AddBridge {
+            name: br.into(),
+            aging_secs: 300,
+            max_entries: 100,
+            reply,
+        })
+        .unwrap();
+    }
+    let local = Ipv4Addr::new(192, 0, 2, 1);
+    let vx = VxlanPort::new(
+        "vx",
+        VxlanConfig {
+            local,
+            prefix_len: 24,
+            gateway: None,
+            remotes: Vec::new(),
+            vnis: vec![(100, 0)],
+            dst_port: 4789,
+            underlay: "u".into(),
+            mac: VxlanConfig::default_mac(local),
+            underlay_mtu: 1500,
+        },
+    );
+    let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
+    arp.extend_from_slice(&mac(1).0);
+    arp.extend_from_slice(&[10, 0, 0, 5]);
+    arp.extend_from_slice(&[0; 6]);
+    arp.extend_from_slice(&[10, 0, 0, 6]);
+    let mut vm = LoopbackPort::new("vm");
+    let ports: [(&str, &str, Box<dyn crate::port::Port>); 3] = [
+        ("up", "u", Box::new(LoopbackPort::new("u"))),
+        ("g", "vx", Box::new(vx)),
+        ("g", "vm", {
+            vm.inject(&build_frame(MacAddr::BROADCAST, mac(1), 0x0806, &arp));
+            Box::new(vm)
+        }),
+    ];
+    for (br, name, port) in ports {
+        call(&mut sw, &poll, |reply| Command::AddPort {
+            bridge: br.into(),
+            name: name.into(),
+            port,
+            policy: PortPolicy::default(),
+            reply,
+        })
+        .unwrap();
+    }
+    let journal = Arc::new(MacJournal::default());
+    let topo = call(&mut sw, &poll, |reply| Command::EvpnAttach {
+        bridge: "g".into(),
+        vtep: None,
+        journal: Some(journal.clone()),
+        learning: false,
+        reply,
+    })
+    .unwrap();
+    assert_eq!((topo.vtep.as_str(), topo.local_ip), ("vx", local));
+    assert_eq!(topo.vnis, [(100, 0)]);
+    assert!(topo.fresh);
+    let again = call(&mut sw, &poll, |reply| Command::EvpnAttach {
+        bridge: "g".into(),
+        vtep: None,
+        journal: Some(journal.clone()),
+        learning: false,
+        reply,
+    })
+    .unwrap();
+    assert!(!again.fresh, "attaching again changes nothing");
+
+    let mut batch = Batch::new();
+    sw.poll_once(&mut batch, Duration::ZERO);
+    let mut events = Vec::new();
+    assert!(journal.drain(&mut events));
+    let ips: Vec<Option<Ipv4Addr>> = events.iter().map(|e| e.ip).collect();
+    assert_eq!(ips, [Some(Ipv4Addr::new(10, 0, 0, 5)), None]);
+    assert!(events.iter().all(|e| e.local && e.mac == mac(1)));
+
+    let vtep = Ipv4Addr::new(192, 0, 2, 9);
+    let outcome = call(&mut sw, &poll, |reply| Command::EvpnUpdate {
+        bridge: "g".into(),
+        ops: vec![
+            TunnelOp::Flood {
+                vni: 100,
+                vtep,
+                member: true,
+            },
+            TunnelOp::Mac {
+                vni: 100,
+                mac: mac(9),
+                vtep: Some(vtep),
+            },
+            TunnelOp::Mac {
+                vni: 555,
+                mac: mac(8),
+                vtep: Some(vtep),
+            },
+        ],
+        reply,
+    })
+    .unwrap();
+    assert_eq!((outcome.applied, outcome.refused), (2, 1));
+    let rows = call(&mut sw, &poll, |reply| Command::FdbDump {
+        bridge: "g".into(),
+        reply,
+    })
+    .unwrap();
+    let remote = rows.iter().find(|r| r.mac == mac(9)).unwrap();
+    assert_eq!(remote.kind, crate::control::protocol::FdbEntryKind::Evpn);
+    assert_eq!(remote.remote.as_deref(), Some("192.0.2.9"));
+    let locals = call(&mut sw, &poll, |reply| Command::EvpnLocalMacs {
+        bridge: "g".into(),
+        reply,
+    })
+    .unwrap();
+    assert_eq!(locals, [(0, mac(1))]);
+
+    call(&mut sw, &poll, |reply| Command::EvpnAttach {
+        bridge: "g".into(),
+        vtep: None,
+        journal: None,
+        learning: true,
+        reply,
+    })
+    .unwrap();
+    let rows = call(&mut sw, &poll, |reply| Command::FdbDump {
+        bridge: "g".into(),
+        reply,
+    })
+    .unwrap();
+    assert!(
+        rows.iter().all(|r| r.mac != mac(9)),
+        "detach removes EVPN's entries"
+    );
+}

@@ -7,11 +7,19 @@ use super::VxlanPort;
 impl VxlanPort {
     /// What `vsctl port show` and `vxlan show` report of the VTEP.
     pub(super) fn details_json(&self) -> serde_json::Value {
-        let remotes: Vec<serde_json::Value> = self
-            .cfg
-            .remotes
+        let mut listed: Vec<(std::net::Ipv4Addr, &str)> =
+            self.cfg.remotes.iter().map(|r| (*r, "config")).collect();
+        let mut from_evpn: Vec<std::net::Ipv4Addr> = self
+            .evpn
+            .vteps()
+            .map(|(v, _)| v)
+            .filter(|v| !self.cfg.remotes.contains(v))
+            .collect();
+        from_evpn.sort();
+        listed.extend(from_evpn.into_iter().map(|v| (v, "evpn")));
+        let remotes: Vec<serde_json::Value> = listed
             .iter()
-            .map(|r| {
+            .map(|(r, origin)| {
                 let c = self.per_remote.get(r).copied().unwrap_or_default();
                 let next_hop = self.cfg.next_hop(*r);
                 let (state, mac) = next_hop
@@ -20,6 +28,7 @@ impl VxlanPort {
                     .unwrap_or(("no route", None));
                 json!({
                     "remote": r.to_string(),
+                    "origin": origin,
                     "next_hop": next_hop.map(|n| n.to_string()),
                     "neighbor": state,
                     "neighbor_mac": mac,

@@ -18,6 +18,7 @@
 //! gateway.
 
 mod details;
+mod evpn;
 pub mod neighbor;
 
 use std::net::Ipv4Addr;
@@ -137,6 +138,8 @@ struct RemoteMac {
     remote: Ipv4Addr,
     last_seen: Duration,
     is_static: bool,
+    /// Installed by EVPN: never aged, never overwritten by learning.
+    from_evpn: bool,
 }
 
 pub struct VxlanPort {
@@ -152,6 +155,11 @@ pub struct VxlanPort {
     /// path, which gets no clock, judges neighbor freshness by it.
     now: Duration,
     last_sweep: Duration,
+    /// What EVPN added (`evpn.rs`): remote VTEPs per VNI and how many
+    /// routes refer to each VTEP.
+    evpn: evpn::EvpnRemotes,
+    /// Whether decapsulated frames teach `macs`.
+    learning: bool,
 }
 
 impl VxlanPort {
@@ -174,6 +182,8 @@ impl VxlanPort {
             due: Vec::new(),
             now: Duration::ZERO,
             last_sweep: Duration::ZERO,
+            evpn: evpn::EvpnRemotes::default(),
+            learning: true,
             cfg,
         }
     }
@@ -251,7 +261,7 @@ impl VxlanPort {
         let Some(vlan) = self.cfg.vlan_of_vni(vni) else {
             return counters.count_drop(DropReason::VxlanUnknownVni);
         };
-        if !self.cfg.remotes.contains(&ip.src) {
+        if !self.cfg.remotes.contains(&ip.src) && !self.evpn.knows(ip.src) {
             return counters.count_drop(DropReason::VxlanUnknownRemote);
         }
         let inner = &vx[vxlan::HEADER_LEN..];
@@ -268,7 +278,7 @@ impl VxlanPort {
             return counters.count_drop(DropReason::VxlanInnerTagged);
         }
         let src = eth.src();
-        if src.is_learnable() {
+        if src.is_learnable() && self.learning {
             self.learn_remote(vni, src, ip.src, now);
         }
         if let Some(c) = self.per_remote.get_mut(&ip.src) {
@@ -313,7 +323,7 @@ impl VxlanPort {
     fn learn_remote(&mut self, vni: u32, mac: MacAddr, remote: Ipv4Addr, now: Duration) {
         let full = self.macs.len() >= MAX_REMOTE_MACS;
         match self.macs.get_mut(&(vni, mac)) {
-            Some(e) if e.is_static => {}
+            Some(e) if e.is_static || e.from_evpn => {}
             Some(e) => {
                 e.remote = remote;
                 e.last_seen = now;
@@ -326,6 +336,7 @@ impl VxlanPort {
                         remote,
                         last_seen: now,
                         is_static: false,
+                        from_evpn: false,
                     },
                 );
             }
@@ -452,6 +463,7 @@ impl Port for VxlanPort {
                         let remote = self.cfg.remotes[i];
                         self.encap(remote, vni, frame, tagged, counters);
                     }
+                    self.flood_evpn(vni, frame, tagged, counters);
                 }
             }
         }
@@ -479,8 +491,9 @@ impl Port for VxlanPort {
         self.due = due;
         if now.saturating_sub(self.last_sweep) >= Duration::from_secs(1) {
             self.last_sweep = now;
-            self.macs
-                .retain(|_, e| e.is_static || now.saturating_sub(e.last_seen) < REMOTE_MAC_AGING);
+            self.macs.retain(|_, e| {
+                e.is_static || e.from_evpn || now.saturating_sub(e.last_seen) < REMOTE_MAC_AGING
+            });
         }
     }
 
@@ -532,8 +545,32 @@ impl Tunnel for VxlanPort {
         self.cfg.vni_of_vlan(vlan)
     }
 
-    fn flood_remotes(&self) -> Vec<Ipv4Addr> {
-        self.cfg.remotes.clone()
+    fn flood_remotes(&self, vlan: u16) -> Vec<Ipv4Addr> {
+        let mut all = self.cfg.remotes.clone();
+        if let Some(vni) = self.cfg.vni_of_vlan(vlan) {
+            for v in self.evpn.flood_list(vni) {
+                if !all.contains(&v) {
+                    all.push(v);
+                }
+            }
+        }
+        all
+    }
+
+    fn evpn_topology(&self) -> Option<(Ipv4Addr, Vec<(u32, u16)>)> {
+        Some((self.cfg.local, self.cfg.vnis.clone()))
+    }
+
+    fn evpn_apply(&mut self, op: &crate::evpn::TunnelOp) -> bool {
+        self.apply_evpn(op)
+    }
+
+    fn set_learning(&mut self, on: bool) {
+        self.learning = on;
+    }
+
+    fn evpn_clear(&mut self) {
+        self.clear_evpn();
     }
 
     fn remote_of(&self, vlan: u16, mac: MacAddr) -> Option<Ipv4Addr> {
@@ -553,6 +590,7 @@ impl Tunnel for VxlanPort {
                         remote,
                         last_seen: self.now,
                         is_static: true,
+                        from_evpn: false,
                     },
                 );
             }
