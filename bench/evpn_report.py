@@ -182,6 +182,8 @@ def report(args):
                 d["vswitchd_vs_host_rib"] = round(
                     d["vswitchd_from_first_secs"] / d["host_rib_from_first_secs"], 2)
             d["vswitchd_cpu_secs"] = g(f"{ph}_vswitchd_cpu")
+            for t in ("main", "datapath"):
+                d[f"vswitchd_{t}_thread_cpu_secs"] = g(f"{ph}_vswitchd_{t}_cpu")
         d["host_gobgpd_cpu_secs"] = g(f"{ph}_host_cpu")
         res[ph] = d
     mem = {k: g(k) for k in sorted(raw) if k.endswith("_kib")}
@@ -194,7 +196,8 @@ def report(args):
             / (macs + g("type3_routes", 0)))
     res["memory"] = mem
     res["tables"] = {k: g(k) for k in sorted(raw) if k.startswith("fdb_") or
-                     k.startswith("counters_") or k.startswith("host_table_")}
+                     k.startswith("counters_") or k.startswith("host_table_") or
+                     k.startswith("evpn_show_")}
     if have_vs:
         lat = {ph: latency(recs) for ph, recs in probes.items()}
         for ph in ("install", "withdraw"):
@@ -240,7 +243,10 @@ def print_table(res, have_vs):
             rows.append((f"{ph}: vswitchd remote MACs / VTEPs at the end",
                          f"{fmt(d.get('vswitchd_remote_macs'))} / "
                          f"{fmt(d.get('vswitchd_vteps'))}", ""))
-            rows.append((f"{ph}: vswitchd CPU", d.get("vswitchd_cpu_secs"), "s"))
+            rows.append((f"{ph}: vswitchd CPU (main thread + datapath)",
+                         f"{fmt(d.get('vswitchd_cpu_secs'))} "
+                         f"({fmt(d.get('vswitchd_main_thread_cpu_secs'))} + "
+                         f"{fmt(d.get('vswitchd_datapath_thread_cpu_secs'))})", "s"))
         rows.append((f"{ph}: host gobgpd CPU", d.get("host_gobgpd_cpu_secs"), "s"))
     for k, v in res["memory"].items():
         rows.append((f"memory {k}", v, ""))
