@@ -16,7 +16,8 @@
 #   install   the host enables the K sessions: the whole table arrives as when a host joins
 #             the fleet. Time until the host gobgpd's RIB is complete (gRPC GetTable) and until
 #             `vsctl --json evpn show guests` reports every remote MAC and VTEP, while
-#             `vsctl version` and `vsctl evpn show` run in a loop (p50/p99/max against idle);
+#             `vsctl version`, `vsctl evpn show` and `true` (the machine's own delay to start
+#             a process) run in a loop (p50/p99/max against idle);
 #             then RSS (VmRSS, VmHWM), CPU seconds, `vsctl fdb show` (entries of type evpn)
 #   withdraw  every injector deletes its routes (one DeletePath each): time until the RIB and
 #             vswitchd's counts are back to 0
@@ -305,6 +306,20 @@ evpn_show_cost() {
     record "evpn_show_vswitchd_cpu_ms_$1" \
         "$(echo "($(cpu_secs "$VS_PID") - $c0) * 20" | bc -l | xargs printf '%.2f')"
 }
+# What one type-2 route added over gRPC costs the host gobgpd (as vswitchd's advertisement of
+# a local MAC does): 100 MAC routes of one VTEP in a VNI vx0 does not carry (999: vswitchd
+# ignores; MACs 02:00:fd:e8:00:xx, apart from the fleet's) added in one stream, then withdrawn one by one; $1 label.
+api_cost() {
+    local out
+    out=$(inj add --api "$HOST:$API" --vteps 1 --macs 100 --vnis 999 --vtep-base 10.97.0.1 \
+        --vtep-first 65000 2>&1)
+    record "host_api_add_ms_per_route_$1" \
+        "$(echo "$out" | json_get 'round(d["secs"] * 1000 / d["paths"], 2)')"
+    out=$(inj withdraw --api "$HOST:$API" --vteps 1 --macs 100 --vnis 999 \
+        --vtep-base 10.97.0.1 --vtep-first 65000 2>&1)
+    record "host_api_withdraw_ms_per_route_$1" \
+        "$(echo "$out" | json_get 'round(d["secs"] * 1000 / d["paths"], 2)')"
+}
 # Runs the phase $1: $2 = the command that starts it, the RIB's target as wait options ($3),
 # the probe's target ($4).
 phase() {
@@ -364,6 +379,7 @@ withdraw_all() {
 echo "== idle: 3 s of vsctl calls"
 snapshot idle
 evpn_show_cost idle
+api_cost idle
 if [ -z "$NO_VS" ]; then
     probe idle --secs 3
     wait "$PROBE_PID"
@@ -373,6 +389,7 @@ echo "== install: the host enables its $INJECTORS sessions (at most ${TIMEOUT}s)
 phase install enable_peers "--min $((BASE + TYPE2 + TYPE3))" "$TYPE2 $TYPE3"
 snapshot installed
 record host_table_paths "$(inj count --api "$HOST:$API" | json_get 'd["paths"]')"
+grep -q '"timed_out": false' "$WORK/wait-install.json" && api_cost installed
 if [ -z "$NO_VS" ]; then
     evpn_show_cost installed
     t0=$(now)
@@ -399,6 +416,7 @@ fi
 if grep -q '"timed_out": true' "$WORK/wait-install.json"; then
     # The host gobgpd still has the rest queued: a withdrawal would wait behind it.
     note "install did not complete in ${TIMEOUT}s: the withdraw phase is skipped"
+    KEEP_WORK=1
 else
     echo "== withdraw: every injector deletes its routes (at most ${TIMEOUT}s)"
     phase withdraw withdraw_all "--max $BASE" "0 0"

@@ -4,16 +4,20 @@
 usage: evpn_report.py probe VSCTL SOCKET BRIDGE OUT.jsonl (--secs S | --want MACS VTEPS)
                             [--timeout S]
        evpn_report.py report RESULTS.tsv WORKDIR OUT.json
+       evpn_report.py sweep OUT.json [OUT.json...]
 
-probe: calls `vsctl version` and `vsctl --json evpn show BRIDGE` in turn, 10 ms apart, and
-writes one JSON line per call: Unix time at the start, which call, milliseconds, whether it
+probe: calls `vsctl version`, `vsctl --json evpn show BRIDGE` and `true` in turn, 20 ms
+apart, and writes one JSON line per call: Unix time at the start, which call, milliseconds, whether it
 succeeded, and for evpn show the remote MACs (summed over the VNIs) and the VTEPs (summed over
 the VNIs' lists). It stops after S seconds (--secs), or once evpn show reports MACS remote MACs
 and VTEPS VTEPs (--want; exit 0), or at --timeout (exit 1). Each call is a process start plus
-a round trip to vswitchd, as an operator sees it; the idle phase gives the baseline.
+a round trip to vswitchd, as an operator sees it; the idle phase gives the baseline, and
+`true` (no vswitchd) what the machine's load alone adds to starting a process.
 
 report: RESULTS.tsv lines are KEY <tab> VALUE (KEY "_note" is a note); WORKDIR holds the
 probe files probe-{idle,install,withdraw}.jsonl. Prints a table and writes JSON.
+
+sweep: one Markdown row per run (the JSON of `report`), for comparing fleet sizes.
 """
 import json
 import math
@@ -26,7 +30,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_report import cpu_model  # same directory: the shared CPU label
 
-PERIOD = 0.010
+PERIOD = 0.020
 
 
 def evpn_counts(data):
@@ -54,12 +58,13 @@ def probe(args):
     calls = [
         ("version", [vsctl, "--socket", sock, "version"]),
         ("evpn_show", [vsctl, "--socket", sock, "--json", "evpn", "show", bridge]),
+        ("true", ["true"]),
     ]
     start = time.time()
     n = 0
     with open(out, "w") as f:
         while True:
-            name, cmd = calls[n % 2]
+            name, cmd = calls[n % len(calls)]
             n += 1
             t = time.time()
             t0 = time.perf_counter()
@@ -108,7 +113,7 @@ def load_probe(path):
 
 def latency(recs):
     out = {}
-    for call in ("version", "evpn_show"):
+    for call in ("version", "evpn_show", "true"):
         ms = [r["ms"] for r in recs if r["call"] == call]
         failed = sum(1 for r in recs if r["call"] == call and not r["ok"])
         if ms:
@@ -197,7 +202,7 @@ def report(args):
     res["memory"] = mem
     res["tables"] = {k: g(k) for k in sorted(raw) if k.startswith("fdb_") or
                      k.startswith("counters_") or k.startswith("host_table_") or
-                     k.startswith("evpn_show_")}
+                     k.startswith("evpn_show_") or k.startswith("host_api_")}
     if have_vs:
         lat = {ph: latency(recs) for ph, recs in probes.items()}
         for ph in ("install", "withdraw"):
@@ -270,11 +275,50 @@ def print_table(res, have_vs):
         print(f"   note: {n}")
 
 
+def sweep(paths):
+    cols = ["routes", "host RIB s", "vswitchd s", "vswitchd/RIB", "host gobgpd CPU s",
+            "vswitchd CPU s (main+dp)", "vswitchd KiB/1k MACs", "gobgpd KiB/1k routes",
+            "vsctl p99 ms idle->install", "vsctl max ms idle->install", "withdraw s (RIB/vswitchd)"]
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for path in paths:
+        with open(path) as f:
+            r = json.load(f)
+        p, i, w, m = r["params"], r.get("install", {}), r.get("withdraw", {}), r["memory"]
+        lat = r.get("vsctl_latency", {})
+        ver = (lat.get("idle", {}).get("version"), lat.get("install", {}).get("version"))
+        done = "" if not i.get("host_rib_timed_out") else " (timed out)"
+        row = [
+            f"{p['type2_routes'] + p['type3_routes']}",
+            fmt(i.get("host_rib_from_first_secs"), "{:.1f}") + done,
+            fmt(i.get("vswitchd_from_first_secs"), "{:.1f}"),
+            fmt(i.get("vswitchd_vs_host_rib"), "{:.2f}"),
+            fmt(i.get("host_gobgpd_cpu_secs"), "{:.1f}"),
+            f"{fmt(i.get('vswitchd_cpu_secs'), '{:.1f}')} "
+            f"({fmt(i.get('vswitchd_main_thread_cpu_secs'), '{:.1f}')}+"
+            f"{fmt(i.get('vswitchd_datapath_thread_cpu_secs'), '{:.1f}')})",
+            fmt(m.get("vswitchd_bytes_per_mac") and m["vswitchd_bytes_per_mac"] * 1000 / 1024,
+                "{:.0f}"),
+            fmt(m.get("host_gobgpd_bytes_per_route") and
+                m["host_gobgpd_bytes_per_route"] * 1000 / 1024, "{:.0f}"),
+            f"{fmt(ver[0] and ver[0]['p99_ms'], '{:.1f}')} -> "
+            f"{fmt(ver[1] and ver[1]['p99_ms'], '{:.1f}')}",
+            f"{fmt(ver[0] and ver[0]['max_ms'], '{:.1f}')} -> "
+            f"{fmt(ver[1] and ver[1]['max_ms'], '{:.1f}')}",
+            f"{fmt(w.get('host_rib_from_first_secs'), '{:.2f}')} / "
+            f"{fmt(w.get('vswitchd_from_first_secs'), '{:.2f}')}",
+        ]
+        print("| " + " | ".join(row) + " |")
+
+
 def main():
-    if len(sys.argv) < 2 or sys.argv[1] not in ("probe", "report"):
+    if len(sys.argv) < 2 or sys.argv[1] not in ("probe", "report", "sweep"):
         sys.exit(__doc__)
     if sys.argv[1] == "probe":
         sys.exit(probe(sys.argv[2:]))
+    if sys.argv[1] == "sweep":
+        sweep(sys.argv[2:])
+        return
     report(sys.argv[2:])
 
 
