@@ -19,6 +19,8 @@
 #             `vsctl version`, `vsctl evpn show` and `true` (the machine's own delay to start
 #             a process) run in a loop (p50/p99/max against idle);
 #             then RSS (VmRSS, VmHWM), CPU seconds, `vsctl fdb show` (entries of type evpn)
+#   full      5 s at rest with the table full: vsctl latency and vswitchd's CPU with no route
+#             arriving (what the table's size alone costs)
 #   withdraw  every injector deletes its routes (one DeletePath each): time until the RIB and
 #             vswitchd's counts are back to 0
 # Prints a table and writes JSON (target/evpn.json by default).
@@ -389,6 +391,16 @@ echo "== install: the host enables its $INJECTORS sessions (at most ${TIMEOUT}s)
 phase install enable_peers "--min $((BASE + TYPE2 + TYPE3))" "$TYPE2 $TYPE3"
 snapshot installed
 record host_table_paths "$(inj count --api "$HOST:$API" | json_get 'd["paths"]')"
+if [ -z "$NO_VS" ] && grep -q '"timed_out": false' "$WORK/wait-install.json"; then
+    echo "== full: 5 s at rest with the table full"
+    vs_thread_cpu "$VS_PID" >"$WORK/threads-full"
+    probe full --secs 5
+    wait "$PROBE_PID"
+    vs_thread_cpu "$VS_PID" | while read -r name secs; do
+        before=$(awk -v n="$name" '$1 == n {print $2}' "$WORK/threads-full")
+        record "full_vswitchd_${name}_cpu_pct" "$(echo "($secs - ${before:-0}) * 20" | bc -l)"
+    done
+fi
 grep -q '"timed_out": false' "$WORK/wait-install.json" && api_cost installed
 if [ -z "$NO_VS" ]; then
     evpn_show_cost installed

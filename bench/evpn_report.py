@@ -15,7 +15,7 @@ a round trip to vswitchd, as an operator sees it; the idle phase gives the basel
 `true` (no vswitchd) what the machine's load alone adds to starting a process.
 
 report: RESULTS.tsv lines are KEY <tab> VALUE (KEY "_note" is a note); WORKDIR holds the
-probe files probe-{idle,install,withdraw}.jsonl. Prints a table and writes JSON.
+probe files probe-{idle,install,full,withdraw}.jsonl. Prints a table and writes JSON.
 
 sweep: one Markdown row per run (the JSON of `report`), for comparing fleet sizes.
 """
@@ -161,7 +161,7 @@ def report(args):
     res["preload"] = {"secs": g("preload_secs")}
     have_vs = g("vswitchd") == "on"
     probes = {ph: load_probe(os.path.join(work, f"probe-{ph}.jsonl"))
-              for ph in ("idle", "install", "withdraw")}
+              for ph in ("idle", "install", "full", "withdraw")}
     for ph, target in (("install", (macs, vteps)), ("withdraw", (0, 0))):
         t0 = g(f"{ph}_t0")
         d = {"host_rib_paths": g(f"{ph}_host_paths"),
@@ -202,10 +202,11 @@ def report(args):
     res["memory"] = mem
     res["tables"] = {k: g(k) for k in sorted(raw) if k.startswith("fdb_") or
                      k.startswith("counters_") or k.startswith("host_table_") or
-                     k.startswith("evpn_show_") or k.startswith("host_api_")}
+                     k.startswith("evpn_show_") or k.startswith("host_api_") or
+                     k.startswith("full_")}
     if have_vs:
         lat = {ph: latency(recs) for ph, recs in probes.items()}
-        for ph in ("install", "withdraw"):
+        for ph in ("install", "full", "withdraw"):
             for call, s in lat[ph].items():
                 base = lat["idle"].get(call)
                 if base:
@@ -278,7 +279,9 @@ def print_table(res, have_vs):
 def sweep(paths):
     cols = ["routes", "host RIB s", "vswitchd s", "vswitchd/RIB", "host gobgpd CPU s",
             "vswitchd CPU s (main+dp)", "vswitchd KiB/1k MACs", "gobgpd KiB/1k routes",
-            "vsctl p99 ms idle->install", "vsctl max ms idle->install", "withdraw s (RIB/vswitchd)"]
+            "vsctl p99 ms idle->install", "vsctl max ms idle->install",
+            "table full, at rest: vsctl p99/max ms, vswitchd main thread CPU %",
+            "withdraw s (RIB/vswitchd)"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for path in paths:
@@ -287,6 +290,7 @@ def sweep(paths):
         p, i, w, m = r["params"], r.get("install", {}), r.get("withdraw", {}), r["memory"]
         lat = r.get("vsctl_latency", {})
         ver = (lat.get("idle", {}).get("version"), lat.get("install", {}).get("version"))
+        rest = lat.get("full", {}).get("version")
         done = "" if not i.get("host_rib_timed_out") else " (timed out)"
         row = [
             f"{p['type2_routes'] + p['type3_routes']}",
@@ -305,6 +309,8 @@ def sweep(paths):
             f"{fmt(ver[1] and ver[1]['p99_ms'], '{:.1f}')}",
             f"{fmt(ver[0] and ver[0]['max_ms'], '{:.1f}')} -> "
             f"{fmt(ver[1] and ver[1]['max_ms'], '{:.1f}')}",
+            f"{fmt(rest and rest['p99_ms'], '{:.1f}')}/{fmt(rest and rest['max_ms'], '{:.1f}')}"
+            f", {fmt(r['tables'].get('full_vswitchd_main_cpu_pct'), '{:.0f}')}",
             f"{fmt(w.get('host_rib_from_first_secs'), '{:.2f}')} / "
             f"{fmt(w.get('vswitchd_from_first_secs'), '{:.2f}')}",
         ]
