@@ -191,14 +191,16 @@ def report(args):
                 d[f"vswitchd_{t}_thread_cpu_secs"] = g(f"{ph}_vswitchd_{t}_cpu")
         d["host_gobgpd_cpu_secs"] = g(f"{ph}_host_cpu")
         res[ph] = d
+    # Per MAC and route actually installed (an install that timed out has fewer).
     mem = {k: g(k) for k in sorted(raw) if k.endswith("_kib")}
-    if have_vs and g("vs_rss_installed_kib") and g("vs_rss_idle_kib") and macs:
+    installed = res["install"].get("vswitchd_remote_macs")
+    if have_vs and g("vs_rss_installed_kib") and g("vs_rss_idle_kib") and installed:
         mem["vswitchd_bytes_per_mac"] = round(
-            (g("vs_rss_installed_kib") - g("vs_rss_idle_kib")) * 1024 / macs)
-    if g("host_rss_installed_kib") and g("host_rss_idle_kib") and macs:
+            (g("vs_rss_installed_kib") - g("vs_rss_idle_kib")) * 1024 / installed)
+    routes = (g("install_host_paths") or 0) - (g("host_own_paths") or 0)
+    if g("host_rss_installed_kib") and g("host_rss_idle_kib") and routes > 0:
         mem["host_gobgpd_bytes_per_route"] = round(
-            (g("host_rss_installed_kib") - g("host_rss_idle_kib")) * 1024
-            / (macs + g("type3_routes", 0)))
+            (g("host_rss_installed_kib") - g("host_rss_idle_kib")) * 1024 / routes)
     res["memory"] = mem
     res["tables"] = {k: g(k) for k in sorted(raw) if k.startswith("fdb_") or
                      k.startswith("counters_") or k.startswith("host_table_") or
