@@ -545,6 +545,42 @@ def vhost_queue():
         write("vhost_queue", name, data)
 
 
+# --- evpn: records of [op][args...] driving evpn::state (see vswitch/src/fuzzing/evpn.rs).
+# Ops: 0 local [vlan][mac][local][ip], 1/2 remote update [rd][vni][vtep][kind][mac][ip][seq],
+# 3 withdraw (a route's identity), 4 replace remote [n][routes], 5 replace local [n][(vlan,mac)],
+# 6 topology [which][fresh], 7 withdraw all, 8 adopt [vni][mac][seq].
+# VLAN index 0/1/2 = 10/20/99; VNI index 0/1/2 = 100/200/300 (300 not carried);
+# VTEP index 0 = our own, 1..3 others; route kind 0 = type 3, else type 2.
+
+
+def evpn():
+    def local(vlan, mac, on, ip=0):
+        return bytes([0, vlan, mac, 0 if on else 1, ip])
+
+    def route(rd, vni, vtep, kind, mac=0, ip=0, seq=0, op=1):
+        return bytes([op, rd, vni, vtep, kind, mac, ip, seq])
+
+    s = {}
+    s["local_then_gone"] = local(0, 1, True) + local(0, 1, False)
+    s["local_with_arp_then_new_ip"] = local(0, 1, True, 1) + local(0, 1, True, 2)
+    s["remote_then_local_outbids"] = route(1, 0, 1, 1, mac=1, seq=2) + local(0, 1, True)
+    s["local_then_moves_away"] = local(0, 1, True) + route(1, 0, 2, 1, mac=1, seq=1)
+    s["equal_seq_lower_address_wins"] = local(0, 1, True) + route(1, 0, 3, 1, mac=1, seq=0)
+    s["flood_lists_and_limit"] = (route(1, 0, 1, 0) + route(2, 0, 2, 0) + route(3, 0, 3, 0)
+                                  + route(1, 0, 1, 0, op=3))
+    s["mac_limit"] = b"".join(route(n % 4, 0, 1, 1, mac=n, ip=n % 3) for n in range(8))
+    s["own_routes_ignored"] = route(0, 0, 0, 1, mac=2) + route(0, 0, 0, 0)
+    s["replace_tables"] = (route(1, 0, 1, 1, mac=1) + local(0, 2, True)
+                           + bytes([4, 2]) + route(2, 0, 2, 1, mac=3)[1:] + route(1, 1, 1, 0)[1:]
+                           + bytes([5, 1, 0, 4]))
+    s["topology_change_and_fresh"] = (local(0, 1, True) + route(1, 0, 1, 1, mac=2)
+                                      + bytes([6, 1, 0]) + bytes([6, 0, 0]) + bytes([6, 0, 1]))
+    s["adopt_and_withdraw_all"] = local(0, 1, True, 1) + bytes([8, 0, 1, 5]) + bytes([7])
+    s["empty"] = b""
+    for name, data in s.items():
+        write("evpn", name, data)
+
+
 if __name__ == "__main__":
     pipeline()
     control_request()
@@ -552,3 +588,4 @@ if __name__ == "__main__":
     vxlan()
     lacp()
     vhost_queue()
+    evpn()

@@ -19,6 +19,7 @@
 pub mod cmd;
 pub mod daemon;
 pub mod framegen;
+pub mod frr;
 pub mod gobgp;
 pub mod json;
 pub mod net;

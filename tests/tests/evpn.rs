@@ -1101,3 +1101,92 @@ fn wait_route_moved(hvs: &[Hv], mac: &str, from: &str, to: &str) -> u64 {
     });
     seqn
 }
+
+/// A vswitchd restart reconciles with what gobgpd holds: a route of its own it no longer has
+/// (left by an "earlier life": our RD, a MAC no VM uses) is deleted, the flood routes are kept
+/// (not doubled), and the VM's routes come back as soon as it speaks again.
+#[test]
+fn vswitchd_restart_reconciles_its_routes() {
+    let fabric = Netns::new("evrst");
+    fabric.exec_ok(&["ip", "link", "add", "fab", "type", "bridge"]);
+    fabric.exec_ok(&["ip", "link", "set", "fab", "up"]);
+    let addr = unique_loopback();
+    let bgp = GoBgpd::start(&addr, ASN, "192.0.2.1", &[]);
+    let mut hv = Hv::new(&fabric, 1, bgp);
+    let hvs = std::slice::from_ref(&hv);
+    let vm = Vm::new(hvs, 0, "r1", "r", 100, 31);
+    hv.d.wait_ports_up(Duration::from_secs(10));
+    hv.evpn_set();
+
+    let ours = |r: &&EvpnRoute| r.rd.starts_with("192.0.2.1:");
+    let flood_routes = |rib: &[EvpnRoute]| {
+        rib.iter()
+            .filter(ours)
+            .filter(|r| r.route_type == 3)
+            .count()
+    };
+    let vm_routes = |rib: &[EvpnRoute]| {
+        (
+            routes_for(rib, vm.mac()).len(),
+            mac_ip_routes_for(rib, vm.mac()).len(),
+        )
+    };
+    gratuitous_arp(&vm);
+    wait_ok(ROUTE_LIMIT, "the flood and VM routes", || {
+        let rib = hv.bgp.evpn_routes();
+        let got = (flood_routes(&rib), vm_routes(&rib));
+        (got != (2, (1, 1))).then(|| format!("flood routes, (MAC, MAC+IP) routes: {got:?}"))
+    });
+
+    let stale = "02:00:5e:00:99:99";
+    hv.bgp.add_evpn(&[
+        "macadv",
+        stale,
+        "0.0.0.0",
+        "etag",
+        "0",
+        "label",
+        "100",
+        "rd",
+        "192.0.2.1:100",
+        "rt",
+        "65000:100",
+        "encap",
+        "vxlan",
+        "nexthop",
+        "192.0.2.1",
+    ]);
+    assert_eq!(routes_for(&hv.bgp.evpn_routes(), stale).len(), 1);
+
+    let t = Instant::now();
+    hv.d.restart();
+    wait_ok(ROUTE_LIMIT, "the stale route to go", || {
+        let rib = hv.bgp.evpn_routes();
+        let problems = (
+            routes_for(&rib, stale).len(),
+            flood_routes(&rib),
+            hv.evpn_show()["session"].clone(),
+        );
+        (problems != (0, 2, Value::from("established")))
+            .then(|| format!("(stale routes, flood routes, session): {problems:?}"))
+    });
+    eprintln!(
+        "vswitchd restart: reconciled {:?} after the restart began",
+        t.elapsed()
+    );
+
+    // The table starts empty, so the VM's routes went too; it speaks, they return.
+    gratuitous_arp(&vm);
+    wait_ok(ROUTE_LIMIT, "the VM's routes again", || {
+        let rib = hv.bgp.evpn_routes();
+        let got = (flood_routes(&rib), vm_routes(&rib));
+        (got != (2, (1, 1))).then(|| format!("flood routes, (MAC, MAC+IP) routes: {got:?}"))
+    });
+    let counters = &hv.evpn_show()["counters"];
+    assert!(
+        counters["routes_withdrawn"].as_u64().unwrap_or(0) >= 1,
+        "{counters}"
+    );
+    drop(vm);
+    hv.d.stop();
+}

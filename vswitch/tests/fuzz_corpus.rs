@@ -82,3 +82,8 @@ fn lacp_corpus() {
 fn vhost_queue_corpus() {
     replay("vhost_queue", fuzzing::vhost_queue);
 }
+
+#[test]
+fn evpn_corpus() {
+    replay("evpn", fuzzing::evpn);
+}

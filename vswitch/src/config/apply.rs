@@ -54,6 +54,7 @@ fn stringify_options(v: &mut serde_json::Value) {
     };
     for b in bridges {
         fix(b.get_mut("options"));
+        fix(b.get_mut("evpn"));
         if let Some(ports) = b.get_mut("ports").and_then(Value::as_array_mut) {
             for p in ports {
                 fix(p.get_mut("options"));
@@ -114,6 +115,9 @@ pub fn validate(config: &Config) -> Result<(), String> {
         }
         let bridge_spec =
             BridgeSpec::parse(&b.options).map_err(|e| format!("{at}.options: {e}"))?;
+        if let Some(evpn) = &b.evpn {
+            crate::evpn::EvpnSpec::parse(evpn).map_err(|e| format!("{at}.evpn: {e}"))?;
+        }
         for (pi, p) in b.ports.iter().enumerate() {
             let pat = format!("{at}.ports[{pi}] ({:?})", p.name);
             let spec =

@@ -223,3 +223,28 @@ fn guest_range_goes_where_the_ports_allow() {
     );
     assert_eq!(steps[steps.len() - 2], "bridge set br0 guest_vlans=30-40");
 }
+
+#[test]
+fn evpn_is_set_last_changed_in_place_and_removed_first() {
+    let with = |opts: &str| format!("{BASE}    evpn: {{{opts}}}\n");
+    let on = with("gobgp: \"127.0.0.1:50051\", asn: 65000, router_id: 10.0.0.1");
+    let steps = texts(BASE, &on);
+    assert_eq!(
+        steps,
+        ["evpn set br0 asn=65000 gobgp=127.0.0.1:50051 router_id=10.0.0.1"]
+    );
+    assert!(texts(&on, &on).is_empty());
+    let changed = with("gobgp: \"127.0.0.1:50051\", asn: 65001, router_id: 10.0.0.1, max_macs: 10");
+    assert_eq!(texts(&on, &changed), ["evpn set br0 asn=65001 max_macs=10"]);
+    let without_vxlan = BASE.replace(
+        "      - name: vx0\n        options: {type: vxlan, local: 10.0.0.1, remote: 10.0.0.2, vni: 42, underlay: up0}\n",
+        "",
+    );
+    let steps = texts(&on, &without_vxlan);
+    assert_eq!(steps.first().map(String::as_str), Some("evpn del br0"));
+    assert!(steps.iter().any(|s| s == "port del br0 vx0"));
+    // A bad option is caught before anything runs.
+    let bad = with("gobgp: nowhere, asn: 65000, router_id: 10.0.0.1");
+    let e = validate(&parse(&bad).unwrap()).unwrap_err();
+    assert!(e.contains("gobgp="), "{e}");
+}

@@ -472,9 +472,10 @@ impl Executor {
                 )
             })
             .collect();
-        let snap = crate::metrics::gather(&self.datapath, &ports)
+        let mut snap = crate::metrics::gather(&self.datapath, &ports)
             .await
             .map_err(|e| e.to_string())?;
+        snap.evpn = self.evpn.reports();
         crate::metrics::encode(&snap).map_err(|e| format!("encoding metrics: {e}"))
     }
 

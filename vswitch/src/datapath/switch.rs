@@ -6,7 +6,7 @@ use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
 use super::command::{BridgeState, Command, DatapathError};
-use crate::control::protocol::{FdbEntryInfo, FdbEntryKind, PortStatsReport};
+use crate::control::protocol::PortStatsReport;
 use crate::fdb::{Fdb, PortId};
 use crate::metrics::{DatapathMetrics, LoopCounters};
 use crate::packet::Batch;
@@ -349,44 +349,7 @@ impl Switch {
                 let _ = reply.send(r);
             }
             Command::FdbDump { bridge, reply } => {
-                let r = self.bridge_index(&bridge).map(|b| {
-                    let br = self.bridges[b].as_ref().expect("index from bridge_index");
-                    let ports = &mut self.ports;
-                    let mut rows: Vec<FdbEntryInfo> = br
-                        .fdb
-                        .iter()
-                        .map(|(vlan, mac, e)| FdbEntryInfo {
-                            remote: ports
-                                .get_mut(e.port as usize)
-                                .and_then(|p| p.as_mut())
-                                .and_then(|p| p.port.tunnel_mut())
-                                .and_then(|t| t.remote_of(vlan, mac))
-                                .map(|ip| ip.to_string()),
-                            vlan,
-                            mac,
-                            port: ports
-                                .get(e.port as usize)
-                                .and_then(|p| p.as_ref())
-                                .map(|p| p.name.clone())
-                                .unwrap_or_else(|| format!("#{}", e.port)),
-                            age_secs: if e.is_static || e.evpn {
-                                0
-                            } else {
-                                secs.saturating_sub(e.last_seen)
-                            },
-                            kind: if e.is_static {
-                                FdbEntryKind::Static
-                            } else if e.evpn {
-                                FdbEntryKind::Evpn
-                            } else {
-                                FdbEntryKind::Learned
-                            },
-                        })
-                        .collect();
-                    rows.sort_by_key(|r| (r.vlan, r.mac));
-                    rows
-                });
-                let _ = reply.send(r);
+                let _ = reply.send(self.fdb_dump(&bridge, secs));
             }
             Command::Bridges { reply } => {
                 let states = self

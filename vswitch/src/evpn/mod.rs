@@ -153,6 +153,13 @@ impl EvpnManager {
         }
     }
 
+    /// Every bridge's report, for metrics.
+    pub fn reports(&self) -> Vec<EvpnReport> {
+        let mut bridges: Vec<&String> = self.running.keys().collect();
+        bridges.sort();
+        bridges.into_iter().filter_map(|b| self.report(b)).collect()
+    }
+
     /// What `vsctl evpn show` prints: the configuration and the session.
     pub fn report(&self, bridge: &str) -> Option<EvpnReport> {
         let r = self.running.get(bridge)?;

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::api::{self, gobgp_api_client::GobgpApiClient};
 use super::routes::{self, Originator, Received};
@@ -25,6 +25,9 @@ use super::state::{Action, EvpnState, Limits, LocalRoute, Nlri};
 use super::{Shared, TunnelOp};
 use crate::datapath::{Command, Commander};
 use crate::fdb::{MacEvent, MacJournal};
+
+mod rpc;
+use rpc::{add, connect, delete, delete_received};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -39,6 +42,8 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 /// Tunnel changes per datapath command, so a burst of routes never holds
 /// the datapath for long.
 const OPS_PER_COMMAND: usize = 2048;
+/// Watch messages already waiting that are taken in one round.
+const WATCH_DRAIN: usize = 1024;
 
 /// Why a session ended.
 enum End {
@@ -180,18 +185,18 @@ impl Session {
             router_id: self.spec.router_id,
             vtep: topo.local_ip,
         });
+        // A fresh datapath (or a new topology) gets every install again in
+        // these actions.
         let actions = self
             .state
             .set_topology(topo.local_ip, &topo.vnis, topo.fresh);
-        let mut ops = if topo.fresh {
-            self.state.installs()
-        } else {
-            Vec::new()
-        };
-        ops.extend(actions.iter().filter_map(|a| match a {
-            Action::Tunnel(op) => Some(*op),
-            _ => None,
-        }));
+        let ops: Vec<TunnelOp> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Tunnel(op) => Some(*op),
+                _ => None,
+            })
+            .collect();
         self.install(ops).await?;
         self.update(|s| {
             s.vtep = Some(topo.vtep.clone());
@@ -357,7 +362,18 @@ impl Session {
                     let Some(msg) = msg else {
                         return Err("gobgpd closed the watch".into());
                     };
-                    let actions = self.on_watch(msg);
+                    let mut actions = self.on_watch(msg);
+                    // What already arrived joins this round: a burst of
+                    // routes costs a datapath command per chunk of changes,
+                    // not one per route. (`message` is cancel safe.)
+                    for _ in 0..WATCH_DRAIN {
+                        match tokio::time::timeout(Duration::ZERO, watch.message()).await {
+                            Ok(Ok(Some(more))) => actions.extend(self.on_watch(more)),
+                            Ok(Ok(None)) => return Err("gobgpd closed the watch".into()),
+                            Ok(Err(e)) => return Err(format!("gobgpd watch: {}", e.message())),
+                            Err(_) => break,
+                        }
+                    }
                     self.apply(actions, Some(client)).await?;
                     self.publish_figures();
                 }
@@ -534,55 +550,6 @@ impl Session {
         }
         Ok(actions)
     }
-}
-
-async fn connect(addr: &str) -> Result<GobgpApiClient<Channel>, String> {
-    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| format!("gobgp={addr}: {e}"))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(RPC_TIMEOUT);
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| format!("connecting to gobgpd at {addr}: {e}"))?;
-    // 100k routes in one listing are larger than tonic's 4 MiB default.
-    Ok(GobgpApiClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
-}
-
-async fn add(c: &mut GobgpApiClient<Channel>, path: &api::Path) -> Result<(), String> {
-    c.add_path(api::AddPathRequest {
-        table_type: api::TableType::Global as i32,
-        vrf_id: String::new(),
-        path: Some(path.clone()),
-    })
-    .await
-    .map(|_| ())
-    .map_err(|e| format!("adding a route to gobgpd: {}", e.message()))
-}
-
-async fn delete(c: &mut GobgpApiClient<Channel>, path: &api::Path) -> Result<(), String> {
-    c.delete_path(api::DeletePathRequest {
-        table_type: api::TableType::Global as i32,
-        vrf_id: String::new(),
-        family: Some(routes::family()),
-        path: Some(path.clone()),
-        uuid: Vec::new(),
-    })
-    .await
-    .map(|_| ())
-    .map_err(|e| format!("deleting a route from gobgpd: {}", e.message()))
-}
-
-/// Deletes a path found in GoBGP by its NLRI as found (an earlier life may
-/// have added it with another address or sequence).
-async fn delete_received(c: &mut GobgpApiClient<Channel>, r: &Received) -> Result<(), String> {
-    let path = api::Path {
-        nlri: r.nlri.clone(),
-        family: Some(routes::family()),
-        is_withdraw: true,
-        ..Default::default()
-    };
-    delete(c, &path).await
 }
 
 #[cfg(test)]

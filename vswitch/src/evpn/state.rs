@@ -123,6 +123,9 @@ pub struct EvpnState {
     flood_advertised: BTreeSet<u32>,
     /// What the datapath has from us.
     installed: HashMap<(u32, MacAddr), Ipv4Addr>,
+    /// VNI -> (MACs advertised, MACs installed): kept as they change, so
+    /// figures cost nothing however large the tables.
+    counts: HashMap<u32, (usize, usize)>,
     flood_installed: HashMap<u32, BTreeSet<Ipv4Addr>>,
     /// Routes not stored because of a limit.
     pub refused: u64,
@@ -179,6 +182,9 @@ impl EvpnState {
             self.advertised.clear();
             self.flood_advertised.clear();
             self.local.clear();
+            for c in self.counts.values_mut() {
+                c.0 = 0;
+            }
             self.local_ip = Some(local_ip);
             self.vlans = map.iter().map(|(n, v)| (*v, *n)).collect();
             self.vnis = map;
@@ -186,10 +192,16 @@ impl EvpnState {
         if changed || fresh {
             self.installed.clear();
             self.flood_installed.clear();
+            for c in self.counts.values_mut() {
+                c.1 = 0;
+            }
+            // Routes that named us, or a VNI we no longer carry, are
+            // dropped; the rest are installed again. (Not on every call:
+            // the session checks the topology each second, and a table of
+            // 100k routes would be walked each time.)
+            let keep: Vec<RemoteRoute> = self.remote.values().cloned().collect();
+            self.replace_remote_inner(keep, &mut actions);
         }
-        // Routes that named us, or a VNI we no longer carry, are dropped.
-        let keep: Vec<RemoteRoute> = self.remote.values().cloned().collect();
-        self.replace_remote_inner(keep, &mut actions);
         self.sync_floods(&mut actions);
         actions
     }
@@ -431,12 +443,17 @@ impl EvpnState {
         }
         match (advertise, self.advertised.get(&key).copied()) {
             (Some(seq), Some(old)) if seq == old => {}
-            (Some(seq), _) => {
+            (Some(seq), had) => {
                 self.advertised.insert(key, seq);
+                if had.is_none() {
+                    self.counts.entry(vni).or_default().0 += 1;
+                }
                 actions.push(Action::Advertise(LocalRoute::Mac { vni, mac, seq }));
             }
             (None, Some(old)) => {
                 self.advertised.remove(&key);
+                let c = self.counts.entry(vni).or_default();
+                c.0 = c.0.saturating_sub(1);
                 actions.push(Action::Withdraw(LocalRoute::Mac { vni, mac, seq: old }));
             }
             (None, None) => {}
@@ -462,10 +479,16 @@ impl EvpnState {
             None => best.map(|(_, vtep)| vtep),
         };
         if self.installed.get(&key).copied() != want {
-            match want {
+            let had = match want {
                 Some(vtep) => self.installed.insert(key, vtep),
                 None => self.installed.remove(&key),
             };
+            let c = self.counts.entry(vni).or_default();
+            match (had, want) {
+                (None, Some(_)) => c.1 += 1,
+                (Some(_), None) => c.1 = c.1.saturating_sub(1),
+                _ => {}
+            }
             actions.push(Action::Tunnel(TunnelOp::Mac {
                 vni,
                 mac,
@@ -506,102 +529,9 @@ impl EvpnState {
             }
         }
     }
-
-    /// GoBGP still holds our route for a MAC with sequence `seq` (from
-    /// before a restart, or set by GoBGP itself): a sequence below it would
-    /// be refused, so ours continues from it. True when the route is one we
-    /// want.
-    pub fn adopt_own(&mut self, vni: u32, mac: MacAddr, seq: u32) -> bool {
-        if let Some((_, ours)) = self.advertised_ip.get_mut(&(vni, mac)) {
-            *ours = (*ours).max(seq);
-        }
-        match self.advertised.get_mut(&(vni, mac)) {
-            Some(ours) => {
-                *ours = (*ours).max(seq);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// The address advertised with `mac`, if any.
-    pub fn advertised_ip(&self, vni: u32, mac: MacAddr) -> Option<Ipv4Addr> {
-        self.advertised_ip.get(&(vni, mac)).map(|(ip, _)| *ip)
-    }
-
-    /// Everything this host should have in GoBGP, for reconciliation.
-    pub fn desired_routes(&self) -> Vec<LocalRoute> {
-        let mut v: Vec<LocalRoute> = self
-            .flood_advertised
-            .iter()
-            .map(|&vni| LocalRoute::Flood { vni })
-            .chain(
-                self.advertised
-                    .iter()
-                    .map(|(&(vni, mac), &seq)| LocalRoute::Mac { vni, mac, seq }),
-            )
-            .chain(
-                self.advertised_ip
-                    .iter()
-                    .map(|(&(vni, mac), &(ip, seq))| LocalRoute::MacIp { vni, mac, ip, seq }),
-            )
-            .collect();
-        v.sort();
-        v
-    }
-
-    /// Everything the datapath should have, for a re-attached datapath.
-    pub fn installs(&self) -> Vec<TunnelOp> {
-        let mut ops: Vec<TunnelOp> = Vec::new();
-        for (&vni, vteps) in &self.flood_installed {
-            for &vtep in vteps {
-                ops.push(TunnelOp::Flood {
-                    vni,
-                    vtep,
-                    member: true,
-                });
-            }
-        }
-        for (&(vni, mac), &vtep) in &self.installed {
-            ops.push(TunnelOp::Mac {
-                vni,
-                mac,
-                vtep: Some(vtep),
-            });
-        }
-        ops
-    }
-
-    /// Withdraws everything (EVPN turned off).
-    pub fn withdraw_all(&mut self) -> Vec<Action> {
-        let actions: Vec<Action> = self
-            .desired_routes()
-            .into_iter()
-            .map(Action::Withdraw)
-            .collect();
-        self.advertised.clear();
-        self.advertised_ip.clear();
-        self.flood_advertised.clear();
-        actions
-    }
-
-    pub fn figures(&self) -> Vec<VniFigures> {
-        self.vnis
-            .iter()
-            .map(|(&vni, &vlan)| VniFigures {
-                vni,
-                vlan,
-                local_macs: self.advertised.keys().filter(|(n, _)| *n == vni).count(),
-                remote_macs: self.installed.keys().filter(|(n, _)| *n == vni).count(),
-                vteps: self
-                    .flood_installed
-                    .get(&vni)
-                    .map(|s| s.iter().copied().collect())
-                    .unwrap_or_default(),
-            })
-            .collect()
-    }
 }
+
+mod views;
 
 #[cfg(test)]
 mod tests;

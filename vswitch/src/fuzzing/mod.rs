@@ -23,9 +23,11 @@ use crate::pipeline::input::classify;
 use crate::pipeline::vlan::VlanMode;
 use crate::wire::{EtherType, EthernetFrame, EthernetRepr, MacAddr};
 
+mod evpn;
 mod pipeline;
 pub mod vhost;
 
+pub use evpn::evpn;
 pub use pipeline::pipeline;
 pub use vhost::vhost_queue;
 

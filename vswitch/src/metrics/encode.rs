@@ -54,6 +54,7 @@ pub fn encode(snap: &Snapshot) -> Result<String> {
     fdb(&f, snap)?;
     bonds(&f, snap)?;
     vxlan(&f, snap)?;
+    evpn(&f, snap)?;
     datapath(&f, snap)?;
     let mut out = Vec::new();
     TextEncoder::new().encode(&f.0.gather(), &mut out)?;
@@ -260,6 +261,79 @@ fn vxlan(f: &Families, snap: &Snapshot) -> Result<()> {
             add(&tx_p, l, r.tx_packets)?;
             add(&tx_b, l, r.tx_bytes)?;
             flag(&resolved, l, r.neighbor_mac.is_some())?;
+        }
+    }
+    Ok(())
+}
+
+fn evpn(f: &Families, snap: &Snapshot) -> Result<()> {
+    let b = &["bridge"];
+    let established = f.gauge(
+        "vswitch_evpn_session_established",
+        "1 when the bridge's EVPN session with gobgpd is established, else 0.",
+        b,
+    )?;
+    let counters = [
+        ("vswitch_evpn_routes_sent_total", "Routes added to gobgpd."),
+        (
+            "vswitch_evpn_routes_withdrawn_total",
+            "Routes removed from gobgpd.",
+        ),
+        (
+            "vswitch_evpn_routes_received_total",
+            "Route updates and withdrawals read from gobgpd.",
+        ),
+        (
+            "vswitch_evpn_routes_refused_total",
+            "Routes not installed: a limit, a full table, a static entry or a malformed route.",
+        ),
+        (
+            "vswitch_evpn_reconnects_total",
+            "Sessions with gobgpd lost and started again.",
+        ),
+    ]
+    .iter()
+    .map(|(name, help)| f.counter(name, help, b))
+    .collect::<Result<Vec<_>>>()?;
+    let v = &["bridge", "vni"];
+    let local = f.gauge(
+        "vswitch_evpn_local_macs",
+        "MACs of the VNI advertised by this host.",
+        v,
+    )?;
+    let remote = f.gauge(
+        "vswitch_evpn_remote_macs",
+        "MACs of the VNI installed from other VTEPs' routes.",
+        v,
+    )?;
+    let vteps = f.gauge(
+        "vswitch_evpn_remote_vteps",
+        "Remote VTEPs in the VNI's flood list.",
+        v,
+    )?;
+    for r in &snap.evpn {
+        let br = r.bridge.as_str();
+        flag(
+            &established,
+            &[br],
+            r.session == crate::evpn::SessionState::Established,
+        )?;
+        let c = &r.counters;
+        let values = [
+            c.routes_sent,
+            c.routes_withdrawn,
+            c.routes_received,
+            c.routes_refused,
+            c.reconnects,
+        ];
+        for (family, n) in counters.iter().zip(values) {
+            add(family, &[br], n)?;
+        }
+        for vni in &r.vnis {
+            let l = &[br, &vni.vni.to_string()];
+            set(&local, l, vni.local_macs as u64)?;
+            set(&remote, l, vni.remote_macs as u64)?;
+            set(&vteps, l, vni.vteps.len() as u64)?;
         }
     }
     Ok(())

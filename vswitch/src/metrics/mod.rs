@@ -71,6 +71,8 @@ pub struct Snapshot {
     pub bonds: Vec<(String, BondDetails)>,
     /// (vxlan port, its details).
     pub vxlans: Vec<(String, VxlanDetails)>,
+    /// Bridges' EVPN sessions (`vsctl evpn show`).
+    pub evpn: Vec<crate::evpn::EvpnReport>,
 }
 
 /// Asks the datapath for a snapshot. `ports` lists the running ports as

@@ -258,6 +258,12 @@ pub trait Tunnel {
 
     /// Forgets everything EVPN installed.
     fn evpn_clear(&mut self) {}
+
+    /// Marks the tunnel as driven by EVPN; returns whether it already was
+    /// (a port deleted and added again is a new, unmarked one).
+    fn evpn_mark(&mut self) -> bool {
+        false
+    }
 }
 
 /// Events a port raises for the datapath.

@@ -61,19 +61,7 @@ impl Switch {
     ) -> Result<Topology, DatapathError> {
         let b = self.bridge_index(bridge)?;
         let Some(journal) = journal else {
-            let attached = self.bridges[b].as_ref().and_then(|br| br.fdb.evpn_tunnel());
-            if let Some(br) = self.bridges[b].as_mut() {
-                br.fdb.detach_evpn();
-            }
-            if let Some((id, _)) = attached {
-                if let Some(t) = self.ports[id as usize]
-                    .as_mut()
-                    .and_then(|s| s.port.tunnel_mut())
-                {
-                    t.evpn_clear();
-                    t.set_learning(true);
-                }
-            }
+            self.evpn_detach(b);
             return Ok(Topology {
                 vtep: String::new(),
                 local_ip: std::net::Ipv4Addr::UNSPECIFIED,
@@ -81,10 +69,25 @@ impl Switch {
                 fresh: false,
             });
         };
-        let id = self.evpn_vtep(b, vtep)?;
+        let id = match self.evpn_vtep(b, vtep) {
+            Ok(id) => id,
+            Err(e) => {
+                // The VXLAN port went: a stale tunnel id must not make a
+                // port that reuses its slot look like the tunnel.
+                self.evpn_detach(b);
+                return Err(e);
+            }
+        };
         let name = self.port_name(id);
+        // A port deleted and added again may reuse the slot: it is a new
+        // port, unmarked, holding nothing of what was installed.
+        let marked = self.ports[id as usize]
+            .as_mut()
+            .and_then(|s| s.port.tunnel_mut())
+            .is_some_and(|t| t.evpn_mark());
         let br = self.bridges[b].as_mut().expect("bridge index");
-        let same = br.fdb.evpn_tunnel() == Some((id, learning))
+        let same = marked
+            && br.fdb.evpn_tunnel() == Some((id, learning))
             && br
                 .fdb
                 .evpn_journal()
@@ -100,6 +103,7 @@ impl Switch {
             .expect("checked by evpn_vtep");
         if !same {
             t.evpn_clear();
+            t.evpn_mark();
         }
         t.set_learning(learning);
         let (local_ip, vnis) = t.evpn_topology().expect("checked by evpn_vtep");
@@ -109,6 +113,23 @@ impl Switch {
             vnis,
             fresh: !same,
         })
+    }
+
+    /// Takes the bridge's table and VXLAN port back from EVPN.
+    fn evpn_detach(&mut self, b: usize) {
+        let attached = self.bridges[b].as_ref().and_then(|br| br.fdb.evpn_tunnel());
+        if let Some(br) = self.bridges[b].as_mut() {
+            br.fdb.detach_evpn();
+        }
+        if let Some((id, _)) = attached {
+            if let Some(t) = self.ports[id as usize]
+                .as_mut()
+                .and_then(|s| s.port.tunnel_mut())
+            {
+                t.evpn_clear();
+                t.set_learning(true);
+            }
+        }
     }
 
     pub(super) fn evpn_update(

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::Switch;
 use crate::capture::Tap;
+use crate::control::protocol::{FdbEntryInfo, FdbEntryKind};
 use crate::datapath::command::DatapathError;
 use crate::events::{DpEventKind, Hub, LinkWatch, Name};
 use crate::fdb::PortId;
@@ -177,5 +178,53 @@ impl Switch {
             &mut self.ports,
             now,
         ))
+    }
+}
+
+impl Switch {
+    /// `vsctl fdb show`: every entry with its port's name, age and type, and
+    /// for entries behind a tunnel the remote VTEP.
+    pub(super) fn fdb_dump(
+        &mut self,
+        bridge: &str,
+        secs: u64,
+    ) -> Result<Vec<FdbEntryInfo>, DatapathError> {
+        self.bridge_index(bridge).map(|b| {
+            let br = self.bridges[b].as_ref().expect("index from bridge_index");
+            let ports = &mut self.ports;
+            let mut rows: Vec<FdbEntryInfo> = br
+                .fdb
+                .iter()
+                .map(|(vlan, mac, e)| FdbEntryInfo {
+                    remote: ports
+                        .get_mut(e.port as usize)
+                        .and_then(|p| p.as_mut())
+                        .and_then(|p| p.port.tunnel_mut())
+                        .and_then(|t| t.remote_of(vlan, mac))
+                        .map(|ip| ip.to_string()),
+                    vlan,
+                    mac,
+                    port: ports
+                        .get(e.port as usize)
+                        .and_then(|p| p.as_ref())
+                        .map(|p| p.name.clone())
+                        .unwrap_or_else(|| format!("#{}", e.port)),
+                    age_secs: if e.is_static || e.evpn {
+                        0
+                    } else {
+                        secs.saturating_sub(e.last_seen)
+                    },
+                    kind: if e.is_static {
+                        FdbEntryKind::Static
+                    } else if e.evpn {
+                        FdbEntryKind::Evpn
+                    } else {
+                        FdbEntryKind::Learned
+                    },
+                })
+                .collect();
+            rows.sort_by_key(|r| (r.vlan, r.mac));
+            rows
+        })
     }
 }

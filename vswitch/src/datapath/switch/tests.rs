@@ -1,6 +1,7 @@
 //! The switch state driven through commands, over loopback ports.
 
 use super::*;
+use crate::control::protocol::FdbEntryKind;
 use crate::port::loopback::LoopbackPort;
 use crate::wire::ethernet::build_frame;
 use crate::wire::MacAddr;

@@ -122,6 +122,24 @@ fn snapshot() -> Snapshot {
                 remote_macs: 5,
             },
         )],
+        evpn: vec![crate::evpn::EvpnReport {
+            bridge: "ov".into(),
+            session: crate::evpn::SessionState::Established,
+            counters: crate::evpn::EvpnCounters {
+                routes_sent: 3,
+                reconnects: 1,
+                ..Default::default()
+            },
+            vnis: vec![crate::evpn::VniReport {
+                vni: 100,
+                vlan: 10,
+                local_macs: 2,
+                remote_macs: 7,
+                vteps: vec!["192.0.2.2".parse().unwrap()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
     }
 }
 
@@ -194,6 +212,12 @@ fn table_bond_vxlan_and_loop_families() {
         r#"vswitch_vxlan_remote_resolved{port="vx0",remote="192.0.2.2"} 1"#,
         r#"vswitch_vxlan_remote_resolved{port="vx0",remote="192.0.2.3"} 0"#,
         r#"vswitch_vxlan_remote_macs{port="vx0"} 5"#,
+        r#"vswitch_evpn_session_established{bridge="ov"} 1"#,
+        r#"vswitch_evpn_routes_sent_total{bridge="ov"} 3"#,
+        r#"vswitch_evpn_reconnects_total{bridge="ov"} 1"#,
+        r#"vswitch_evpn_local_macs{bridge="ov",vni="100"} 2"#,
+        r#"vswitch_evpn_remote_macs{bridge="ov",vni="100"} 7"#,
+        r#"vswitch_evpn_remote_vteps{bridge="ov",vni="100"} 1"#,
         r#"vswitch_datapath_iterations_total{state="busy"} 1"#,
         r#"vswitch_datapath_iterations_total{state="idle"} 2"#,
         "vswitch_datapath_sleeps_total 1",
@@ -236,7 +260,7 @@ fn every_family_has_help_and_type_and_counters_end_in_total() {
         );
         assert_eq!(name.ends_with("_total"), kind == "counter", "{line}");
     }
-    assert_eq!(families, 32, "{text}");
+    assert_eq!(families, 41, "{text}");
 }
 
 #[test]

@@ -17,6 +17,7 @@
 //! by the VTEP's own ARP (`neighbor`), on the local subnet or through the
 //! gateway.
 
+mod arp;
 mod details;
 mod evpn;
 pub mod neighbor;
@@ -32,7 +33,6 @@ use crate::packet::offload;
 use crate::packet::{Batch, BATCH_SIZE};
 use crate::pipeline::counters::{DropReason, PortCounters};
 use crate::pipeline::vlan::{VlanMode, VlanSet};
-use crate::wire::arp::{ArpOp, ArpRepr};
 use crate::wire::ipv4::{self, Ipv4Header, UdpHeader, PROTO_UDP};
 use crate::wire::vnet::VnetHdr;
 use crate::wire::{vxlan, EtherType, EthernetFrame, MacAddr};
@@ -160,6 +160,8 @@ pub struct VxlanPort {
     evpn: evpn::EvpnRemotes,
     /// Whether decapsulated frames teach `macs`.
     learning: bool,
+    /// Whether an EVPN session attached to this port.
+    evpn_marked: bool,
 }
 
 impl VxlanPort {
@@ -184,49 +186,13 @@ impl VxlanPort {
             last_sweep: Duration::ZERO,
             evpn: evpn::EvpnRemotes::default(),
             learning: true,
+            evpn_marked: false,
             cfg,
         }
     }
 
     pub fn config(&self) -> &VxlanConfig {
         &self.cfg
-    }
-
-    /// Queues an Ethernet frame carrying an ARP packet to the underlay.
-    fn queue_arp(&mut self, dst: MacAddr, arp: ArpRepr) -> bool {
-        let Some(buf) = self.outbound.slot() else {
-            return false;
-        };
-        let area = buf.rx_area();
-        area[0..6].copy_from_slice(&dst.0);
-        area[6..12].copy_from_slice(&self.cfg.mac.0);
-        area[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
-        arp.emit(&mut area[14..42]);
-        area[42..60].fill(0);
-        buf.set_len(60);
-        self.outbound.commit();
-        true
-    }
-
-    fn handle_arp(&mut self, payload: &[u8], now: Duration) -> bool {
-        let Some(arp) = ArpRepr::parse(payload) else {
-            return false;
-        };
-        self.neighbors.learn(arp.sender_ip, arp.sender_mac, now);
-        if arp.target_ip != self.cfg.local {
-            return false;
-        }
-        if arp.op == ArpOp::Request && arp.sender_mac.is_learnable() {
-            let reply = ArpRepr {
-                op: ArpOp::Reply,
-                sender_mac: self.cfg.mac,
-                sender_ip: self.cfg.local,
-                target_mac: arp.sender_mac,
-                target_ip: arp.sender_ip,
-            };
-            self.queue_arp(arp.sender_mac, reply);
-        }
-        true
     }
 
     /// Decapsulates a UDP/VXLAN packet sent to the VTEP's MAC and address.
@@ -476,19 +442,7 @@ impl Port for VxlanPort {
 
     fn tick(&mut self, now: Duration, _counters: &mut PortCounters) {
         self.now = now;
-        let mut due = std::mem::take(&mut self.due);
-        self.neighbors.due_requests(now, &mut due);
-        for ip in &due {
-            let request = ArpRepr {
-                op: ArpOp::Request,
-                sender_mac: self.cfg.mac,
-                sender_ip: self.cfg.local,
-                target_mac: MacAddr::ZERO,
-                target_ip: *ip,
-            };
-            self.queue_arp(MacAddr::BROADCAST, request);
-        }
-        self.due = due;
+        self.send_due_requests(now);
         if now.saturating_sub(self.last_sweep) >= Duration::from_secs(1) {
             self.last_sweep = now;
             self.macs.retain(|_, e| {
@@ -571,6 +525,11 @@ impl Tunnel for VxlanPort {
 
     fn evpn_clear(&mut self) {
         self.clear_evpn();
+        self.evpn_marked = false;
+    }
+
+    fn evpn_mark(&mut self) -> bool {
+        std::mem::replace(&mut self.evpn_marked, true)
     }
 
     fn remote_of(&self, vlan: u16, mac: MacAddr) -> Option<Ipv4Addr> {

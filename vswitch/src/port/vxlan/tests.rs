@@ -1,6 +1,7 @@
 //! Two VTEPs wired back to back through their underlay queues.
 
 use super::*;
+use crate::wire::arp::{ArpOp, ArpRepr};
 use crate::wire::ethernet::build_frame;
 
 const A_IP: Ipv4Addr = Ipv4Addr::new(10, 79, 0, 1);
