@@ -55,7 +55,7 @@ while [ $# -gt 0 ]; do
         --json) JSON_OUT=$2; shift 2 ;;
         --gobgpd) GOBGPD=$2; shift 2 ;;
         --gobgp) GOBGP=$2; shift 2 ;;
-        -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
         *) echo "evpn: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -351,7 +351,7 @@ phase() {
             before=$(awk -v n="$name" '$1 == n {print $2}' "$WORK/threads-$ph")
             record "${ph}_vswitchd_${name}_cpu" "$(echo "$secs - ${before:-0}" | bc -l)"
         done
-        echo "   vswitchd: $(tail -2 "$WORK/probe-$ph.jsonl" | grep evpn_show)"
+        echo "   vswitchd: $(grep evpn_show "$WORK/probe-$ph.jsonl" | tail -1)"
     fi
     record "${ph}_host_cpu" "$(echo "$(cpu_secs "$HOST_PID") - $c0" | bc -l)"
     if ! kill -0 "$HOST_PID" 2>/dev/null; then
