@@ -1131,6 +1131,12 @@ fn vswitchd_restart_reconciles_its_routes() {
             mac_ip_routes_for(rib, vm.mac()).len(),
         )
     };
+    // The session first (its flood routes say it is attached): an ARP seen before that
+    // teaches the table the MAC but leaves no address for a MAC+IP route.
+    wait_ok(ROUTE_LIMIT, "the flood routes", || {
+        let n = flood_routes(&hv.bgp.evpn_routes());
+        (n != 2).then(|| format!("{n} flood routes"))
+    });
     gratuitous_arp(&vm);
     wait_ok(ROUTE_LIMIT, "the flood and VM routes", || {
         let rib = hv.bgp.evpn_routes();
