@@ -11,8 +11,9 @@
 //! Every case moves one batch of 32 frames per iteration and reports
 //! `Throughput::Elements(32)`: criterion's rate is frames per second on one
 //! core. `null_ports/*` run the same loop over the daemon's own `type=null`
-//! ports (a source with 1024 flows, a sink that taught the bridge their
-//! destinations), as `vswitchd` does with no kernel underneath.
+//! ports (a source with 1024 flows, or half a million for a 1M-entry table,
+//! and a sink that taught the bridge their destinations), as `vswitchd` does
+//! with no kernel underneath.
 
 use std::time::Duration;
 
@@ -121,11 +122,15 @@ fn bench(c: &mut Criterion) {
         b.iter(|| sw.poll_once(&mut batch, Duration::from_secs(1)))
     });
 
-    for (name, frame_len) in [
-        ("null_ports/unicast_1024_flows_64B", 64),
-        ("null_ports/unicast_1024_flows_1514B", 1514),
+    for (name, frame_len, macs) in [
+        ("null_ports/unicast_1024_flows_64B", 64, 1024),
+        ("null_ports/unicast_1024_flows_1514B", 1514, 1024),
+        // Half a million sources behind the source and as many destinations
+        // behind the sink: a 1M-entry table, every frame's two look-ups at
+        // places in it the caches have not seen for a million frames.
+        ("null_ports/unicast_1M_table_64B", 64, 512 * 1024),
     ] {
-        let mut sw = null_switch(frame_len);
+        let mut sw = null_switch(frame_len, macs);
         g.bench_function(name, |b| {
             let mut batch = Batch::new();
             b.iter(|| sw.poll_once(&mut batch, Duration::from_secs(1)))
@@ -174,16 +179,17 @@ fn vlan_switch() -> Switch {
     sw
 }
 
-/// A null sink that taught the bridge 1024 MACs, and a null source sending
-/// to them from 1024 sources.
-fn null_switch(frame_len: usize) -> Switch {
+/// A null sink that taught the bridge `macs` MACs, and a null source sending
+/// to them from `macs` sources (one flow each): a table of 2 x `macs`.
+fn null_switch(frame_len: usize, macs: u32) -> Switch {
     let opts = |kv: &[(&str, String)]| {
         let o = kv.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
         null::parse(&o).unwrap()
     };
     let mut sw = Switch::new();
-    sw.add_bridge("br0".into(), 300, 65536).unwrap();
-    let sink = opts(&[("role", "sink".into()), ("learn_macs", "1024".into())]);
+    let table = (2 * macs as usize).max(65536);
+    sw.add_bridge("br0".into(), 300, table).unwrap();
+    let sink = opts(&[("role", "sink".into()), ("learn_macs", macs.to_string())]);
     sw.add_port(
         "br0",
         "sink".into(),
@@ -195,7 +201,7 @@ fn null_switch(frame_len: usize) -> Switch {
     while sw.poll_once(&mut batch, Duration::ZERO) > 0 {}
     let source = opts(&[
         ("role", "source".into()),
-        ("flows", "1024".into()),
+        ("flows", macs.to_string()),
         ("frame_len", frame_len.to_string()),
     ]);
     sw.add_port(

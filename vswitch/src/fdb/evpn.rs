@@ -156,7 +156,7 @@ impl Fdb {
     /// the control plane made this change itself.
     pub fn install_evpn(&mut self, vlan: u16, mac: MacAddr, port: PortId) -> Result<bool, FdbFull> {
         let k = key(vlan, mac);
-        match self.table.get(&k).copied() {
+        match self.table.get(k) {
             Some(e) if e.is_static => return Ok(false),
             Some(e) if !e.evpn => self.count(e.port, false),
             Some(_) => {}
@@ -181,8 +181,8 @@ impl Fdb {
     /// Removes `mac`'s EVPN entry; an entry learned or pinned since stays.
     pub fn remove_evpn(&mut self, vlan: u16, mac: MacAddr) -> bool {
         let k = key(vlan, mac);
-        if self.table.get(&k).is_some_and(|e| e.evpn) {
-            self.table.remove(&k);
+        if self.table.get(k).is_some_and(|e| e.evpn) {
+            self.table.remove(k);
             return true;
         }
         false

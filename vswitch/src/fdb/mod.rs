@@ -11,11 +11,10 @@
 //! Time is always an argument (`now`, seconds on the datapath's monotonic
 //! clock): tests drive aging with no sleeps.
 
-use hashbrown::HashMap;
-
 use crate::wire::MacAddr;
 
 pub mod evpn;
+pub mod table;
 pub use evpn::{MacEvent, MacJournal};
 
 /// Index of a port in the datapath's port slab.
@@ -77,7 +76,7 @@ fn unkey(k: u64) -> (u16, MacAddr) {
 }
 
 pub struct Fdb {
-    table: HashMap<u64, FdbEntry>,
+    table: table::MacTable,
     max_entries: usize,
     aging_secs: u64,
     /// Learned (not static) entries per port, indexed by `PortId`.
@@ -92,7 +91,7 @@ impl Fdb {
     /// allocates.
     pub fn new(max_entries: usize, aging_secs: u64) -> Fdb {
         Fdb {
-            table: HashMap::with_capacity(max_entries),
+            table: table::MacTable::new(max_entries),
             max_entries,
             aging_secs,
             learned_per_port: Vec::new(),
@@ -150,11 +149,19 @@ impl Fdb {
 
     #[inline]
     pub fn lookup(&self, vlan: u16, mac: MacAddr) -> Option<PortId> {
-        self.table.get(&key(vlan, mac)).map(|e| e.port)
+        self.table.port_of(key(vlan, mac))
+    }
+
+    /// Starts loading where (`vlan`, `mac`) would be, for a look-up or a
+    /// learn a little later: the pipeline does this for a whole batch first,
+    /// so the cache misses of its frames overlap.
+    #[inline]
+    pub fn prefetch(&self, vlan: u16, mac: MacAddr) {
+        self.table.prefetch(key(vlan, mac));
     }
 
     pub fn get(&self, vlan: u16, mac: MacAddr) -> Option<FdbEntry> {
-        self.table.get(&key(vlan, mac)).copied()
+        self.table.get(key(vlan, mac))
     }
 
     /// What `learn` would do with these arguments, changing nothing (for
@@ -170,7 +177,7 @@ impl Fdb {
             return LearnOutcome::NotLearning;
         }
         let at_limit = self.learned_on(port) >= port_limit;
-        match self.table.get(&key(vlan, mac)) {
+        match self.table.get(key(vlan, mac)) {
             Some(e) if e.port == port => LearnOutcome::Refreshed,
             Some(e) if e.is_static => LearnOutcome::StaticConflict,
             Some(_) if at_limit => LearnOutcome::PortLimit,
@@ -197,11 +204,12 @@ impl Fdb {
         }
         let k = key(vlan, mac);
         let at_limit = self.learned_on(port) >= port_limit;
-        if let Some(e) = self.table.get_mut(&k) {
-            if e.port == port {
-                e.last_seen = now;
+        if let Some(at) = self.table.find(k) {
+            if self.table.port_at(at) == port {
+                self.table.refresh(at, now);
                 return LearnOutcome::Refreshed;
             }
+            let mut e = self.table.entry(at);
             if e.is_static {
                 self.counters.static_conflicts += 1;
                 return LearnOutcome::StaticConflict;
@@ -214,6 +222,7 @@ impl Fdb {
             e.port = port;
             e.last_seen = now;
             e.evpn = false;
+            self.table.set(at, &e);
             self.counters.moves += 1;
             if !was_evpn {
                 self.count(from, false);
@@ -248,10 +257,10 @@ impl Fdb {
     /// only when the table is full and the key is new.
     pub fn add_static(&mut self, vlan: u16, mac: MacAddr, port: PortId) -> Result<(), FdbFull> {
         let k = key(vlan, mac);
-        if !self.table.contains_key(&k) && self.table.len() >= self.max_entries {
+        if !self.table.contains_key(k) && self.table.len() >= self.max_entries {
             return Err(FdbFull);
         }
-        if let Some(old) = self.table.get(&k).copied() {
+        if let Some(old) = self.table.get(k) {
             if !old.is_static && !old.evpn {
                 self.count(old.port, false);
             }
@@ -270,7 +279,7 @@ impl Fdb {
     }
 
     pub fn remove(&mut self, vlan: u16, mac: MacAddr) -> Option<FdbEntry> {
-        let e = self.table.remove(&key(vlan, mac))?;
+        let e = self.table.remove(key(vlan, mac))?;
         if !e.is_static && !e.evpn {
             self.count(e.port, false);
         }
@@ -286,7 +295,7 @@ impl Fdb {
             let keep = e.is_static || e.evpn;
             if !keep {
                 if let Some(h) = hook {
-                    let (vlan, mac) = unkey(*k);
+                    let (vlan, mac) = unkey(k);
                     h.note(vlan, mac, None);
                 }
             }
@@ -308,7 +317,7 @@ impl Fdb {
             }
             if gone {
                 if let Some(h) = hook {
-                    let (vlan, mac) = unkey(*k);
+                    let (vlan, mac) = unkey(k);
                     h.note(vlan, mac, None);
                 }
             }
@@ -337,7 +346,7 @@ impl Fdb {
                     *n = n.saturating_sub(1);
                 }
                 if let Some(h) = hook {
-                    let (vlan, mac) = unkey(*k);
+                    let (vlan, mac) = unkey(k);
                     h.note(vlan, mac, None);
                 }
             }
@@ -353,8 +362,8 @@ impl Fdb {
     /// the per-packet path.
     pub fn entries_per_vlan(&self) -> std::collections::BTreeMap<u16, usize> {
         let mut per_vlan = std::collections::BTreeMap::new();
-        for k in self.table.keys() {
-            *per_vlan.entry(unkey(*k).0).or_insert(0) += 1;
+        for (k, _) in self.table.iter() {
+            *per_vlan.entry(unkey(k).0).or_insert(0) += 1;
         }
         per_vlan
     }
@@ -362,8 +371,8 @@ impl Fdb {
     /// Every entry as (vlan, mac, entry), in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (u16, MacAddr, FdbEntry)> + '_ {
         self.table.iter().map(|(k, e)| {
-            let (vlan, mac) = unkey(*k);
-            (vlan, mac, *e)
+            let (vlan, mac) = unkey(k);
+            (vlan, mac, e)
         })
     }
 }

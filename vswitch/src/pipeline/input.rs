@@ -25,7 +25,7 @@ const TPIDS: [[u8; 2]; 3] = [[0x81, 0x00], [0x88, 0xa8], [0x91, 0x00]];
 
 /// Classifies the frame in `buf` for a port in `mode` and strips its outer
 /// 802.1Q tag, or says why it must be dropped (leaving `buf` as it was).
-#[inline]
+#[inline(always)]
 pub fn classify(buf: &mut PacketBuf, mode: &VlanMode) -> Result<Classified, DropReason> {
     let frame = buf.frame();
     let eth = EthernetFrame::new_checked(frame).map_err(|_| DropReason::Runt)?;

@@ -17,6 +17,7 @@ use super::PortError;
 
 pub mod bpf;
 pub mod epoll;
+pub mod mem;
 pub mod netlink;
 pub mod packet_ring;
 pub mod slow;
