@@ -37,7 +37,7 @@
 //! keeps the fd working; while the netdev is down, writes fail with EIO and
 //! are counted as `TxError`.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use super::{sys, validate_ifname, Port, PortError, PortKind};
 use crate::control::protocol::Options;
@@ -222,29 +222,11 @@ impl TapPort {
     /// The syscall receive: reads until the tap is empty or the batch full.
     fn rx_syscalls(&mut self, batch: &mut Batch, counters: &mut PortCounters) -> usize {
         let mut got = 0;
-        while let Some(buf) = batch.slot() {
-            let area = buf.rx_area();
-            let room = area.len();
-            let res = match sys::read(self.fd.as_fd(), area) {
-                Ok(0) => break,
-                Ok(len) => Ok(len),
-                Err(e) => match e.kind() {
-                    std::io::ErrorKind::WouldBlock => break,
-                    std::io::ErrorKind::Interrupted => continue,
-                    _ => Err(()),
-                },
-            };
-            match res {
-                Ok(len) => {
-                    if accept_rx(buf, len, room, counters) {
-                        batch.commit();
-                        got += 1;
-                    }
-                }
-                Err(()) => {
-                    counters.count_drop(DropReason::RxError);
-                    break;
-                }
+        while !batch.is_full() {
+            let (n, drained) = rx_one(self.fd.as_fd(), batch, counters);
+            got += n;
+            if drained {
+                break;
             }
         }
         got
@@ -281,25 +263,67 @@ fn accept_rx(buf: &mut PacketBuf, len: usize, room: usize, counters: &mut PortCo
     true
 }
 
+/// One read syscall into the batch's next buffer: what a receive round of
+/// one costs least as (an idle or trickling tap). Returns the frames kept
+/// (0 or 1) and whether the tap is empty.
+fn rx_one(fd: BorrowedFd<'_>, batch: &mut Batch, counters: &mut PortCounters) -> (usize, bool) {
+    let Some(buf) = batch.slot() else {
+        return (0, true);
+    };
+    let area = buf.rx_area();
+    let room = area.len();
+    match sys::read(fd, area) {
+        Ok(0) => (0, true),
+        Ok(len) => {
+            if accept_rx(buf, len, room, counters) {
+                batch.commit();
+                (1, false)
+            } else {
+                (0, false)
+            }
+        }
+        Err(e) => {
+            let kind = e.kind();
+            if kind != std::io::ErrorKind::WouldBlock && kind != std::io::ErrorKind::Interrupted {
+                counters.count_drop(DropReason::RxError);
+            }
+            (0, true)
+        }
+    }
+}
+
 impl Uring {
-    /// Receives until the tap is empty or the batch full, in rounds of one
-    /// `io_uring_enter` each. The first round tries `rx_want` reads; a
-    /// round whose every read brought a frame is followed by one twice as
-    /// large. Each round commits its buffers first (so that each can be
-    /// lent to the kernel at once), then gives back the ones that got no
-    /// good frame, keeping the others in order.
-    fn rx(&mut self, batch: &mut Batch, counters: &mut PortCounters) -> usize {
+    /// Receives until the tap is empty or the batch full, in rounds. The
+    /// first round tries `rx_want` reads; a round whose every read brought
+    /// a frame is followed by one twice as large. A round of one is a plain
+    /// read syscall, which costs less than a ring round of one: an idle
+    /// poll, and the first two reads after one (a request/response frame
+    /// and the EAGAIN behind it), cost what `io=syscalls` costs. Larger
+    /// rounds are one `io_uring_enter` each.
+    fn rx(&mut self, fd: BorrowedFd<'_>, batch: &mut Batch, counters: &mut PortCounters) -> usize {
         let mut got = 0;
         let mut want = self.rx_want;
         loop {
-            let (round, drained) = self.rx_round(batch, want, counters);
+            let (round, drained) = if want == 1 {
+                rx_one(fd, batch, counters)
+            } else {
+                self.rx_round(batch, want, counters)
+            };
             got += round;
             if drained || batch.is_full() {
                 break;
             }
-            want = (2 * want).min(BATCH_SIZE);
+            want = if got < 2 {
+                1
+            } else {
+                (2 * want).min(BATCH_SIZE)
+            };
         }
-        self.rx_want = (2 * got + 1).min(BATCH_SIZE);
+        self.rx_want = if got < 2 {
+            1
+        } else {
+            (2 * got + 1).min(BATCH_SIZE)
+        };
         got
     }
 
@@ -369,6 +393,7 @@ impl Uring {
     /// and counts each by its own outcome.
     fn tx(
         &mut self,
+        fd: BorrowedFd<'_>,
         frames: &[&[u8]],
         hdrs: Option<&[VnetHdr]>,
         counters: &mut PortCounters,
@@ -393,11 +418,20 @@ impl Uring {
                     .unwrap_or(&plain);
                 heads[k] = hdr.for_tx().to_bytes();
             }
-            let items = self.tx_index[..n]
-                .iter()
-                .zip(heads.iter())
-                .map(|(&i, head)| (&head[..], chunk[usize::from(i)]));
-            self.ring.writev_all(items, &mut self.results[..n]);
+            if n == 1 {
+                // One frame: a plain writev is cheaper than a ring round.
+                let frame = chunk[usize::from(self.tx_index[0])];
+                self.results[0] = match sys::write2(fd, &heads[0], frame) {
+                    Ok(len) => i32::try_from(len).unwrap_or(i32::MAX),
+                    Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
+                };
+            } else {
+                let items = self.tx_index[..n]
+                    .iter()
+                    .zip(heads.iter())
+                    .map(|(&i, head)| (&head[..], chunk[usize::from(i)]));
+                self.ring.writev_all(items, &mut self.results[..n]);
+            }
             for (k, &res) in self.results[..n].iter().enumerate() {
                 let len = chunk[usize::from(self.tx_index[k])].len();
                 match -res {
@@ -426,14 +460,14 @@ impl Port for TapPort {
 
     fn rx_burst(&mut self, batch: &mut Batch, counters: &mut PortCounters) -> usize {
         match self.uring.as_mut() {
-            Some(u) => u.rx(batch, counters),
+            Some(u) => u.rx(self.fd.as_fd(), batch, counters),
             None => self.rx_syscalls(batch, counters),
         }
     }
 
     fn tx_burst(&mut self, frames: &[&[u8]], counters: &mut PortCounters) -> usize {
         match self.uring.as_mut() {
-            Some(u) => u.tx(frames, None, counters),
+            Some(u) => u.tx(self.fd.as_fd(), frames, None, counters),
             None => self.tx_syscalls(frames, None, counters),
         }
     }
@@ -451,7 +485,7 @@ impl Port for TapPort {
         // Frames beyond the headers given are not sent (as a zip would).
         let frames = &frames[..frames.len().min(hdrs.len())];
         match self.uring.as_mut() {
-            Some(u) => u.tx(frames, Some(hdrs), counters),
+            Some(u) => u.tx(self.fd.as_fd(), frames, Some(hdrs), counters),
             None => self.tx_syscalls(frames, Some(hdrs), counters),
         }
     }
