@@ -3,8 +3,9 @@
 #
 #   host A (netns, eth0) ==veth== TAGa  [ switch under test ]  TAGb ==veth== (eth0, netns) host B
 #
-# For the tap row, vswitchd creates two taps and the hosts use them instead (moved into the
-# namespaces, as a VM's vNIC would be). Each configuration is a section that prints
+# For the tap rows, vswitchd creates two taps and the hosts use them instead (moved into the
+# namespaces, as a VM's vNIC would be): vswitchd-tap with io=syscalls, vswitchd-tap-uring with
+# io=uring (docs/tap-io.md). Each configuration is a section that prints
 # "skipped: REASON" when it cannot start, and the others still run. Per configuration and run:
 #   - 64 B frames (60 + FCS): netsniff-ng's trafgen in A sends UDP frames to B as fast as it can
 #     for SECS; offered = A's eth0 tx packets/s, delivered = B's eth0 rx packets/s.
@@ -13,7 +14,7 @@
 #   - The switch's CPU (utime+stime of its process from /proc/PID/stat) idle, and while udp-rr
 #     runs at 6000 requests/s. The Linux bridge works in softirq: no process, no figure.
 # Rows: generator (trafgen into a veth with nothing behind it: the generator's ceiling),
-# linux-bridge, vswitchd-afpacket, vswitchd-afxdp, vswitchd-tap, ovs-afpacket (netdev
+# linux-bridge, vswitchd-afpacket, vswitchd-afxdp, vswitchd-tap(-uring), ovs-afpacket (netdev
 # datapath, AF_PACKET "system" ports), ovs-afxdp, ovs-afpacket-tso (userspace-tso-enable), and
 # vswitchd-null (a null source and sink: frames/s per datapath core, no kernel involved).
 # Medians over RUNS are printed as a table with ratios against linux-bridge and ovs-afpacket,
@@ -33,7 +34,7 @@ ROOT=$PWD
 . "$ROOT/bench/lib.sh"
 
 RUNS=3 SECS=10 OFFLOADS=on ONLY="" JSON_OUT="$ROOT/target/e2e.json"
-ALL_CONFIGS="generator linux-bridge vswitchd-afpacket vswitchd-afxdp vswitchd-tap ovs-afpacket ovs-afxdp ovs-afpacket-tso vswitchd-null"
+ALL_CONFIGS="generator linux-bridge vswitchd-afpacket vswitchd-afxdp vswitchd-tap vswitchd-tap-uring ovs-afpacket ovs-afxdp ovs-afpacket-tso vswitchd-null"
 while [ $# -gt 0 ]; do
     case $1 in
         --runs) RUNS=$2; shift 2 ;;
@@ -42,7 +43,7 @@ while [ $# -gt 0 ]; do
         --host-offloads) OFFLOADS=$2; shift 2 ;;
         --only) ONLY=${2//,/ }; shift 2 ;;
         --json) JSON_OUT=$2; shift 2 ;;
-        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
         *) echo "e2e: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -290,12 +291,12 @@ run_vswitchd_veth() {
     vs_stop
 }
 
-run_vswitchd_tap() {
-    local err
+run_vswitchd_tap() { # $1: the ports' io= (syscalls or uring)
+    local err io=$1
     vs_start
-    if ! err=$(vsctl port add br0 "${TAG}ta" type=tap) ||
-        ! err=$(vsctl port add br0 "${TAG}tb" type=tap); then
-        skip "vsctl port add type=tap failed: $(echo "$err" | tail -1)"
+    if ! err=$(vsctl port add br0 "${TAG}ta" type=tap "io=$io") ||
+        ! err=$(vsctl port add br0 "${TAG}tb" type=tap "io=$io"); then
+        skip "vsctl port add type=tap io=$io failed: $(echo "$err" | tail -1)"
         vs_stop
         return
     fi
@@ -447,7 +448,8 @@ for CONFIG in $ALL_CONFIGS; do
         linux-bridge) run_linux_bridge ;;
         vswitchd-afpacket) run_vswitchd_veth afpacket ;;
         vswitchd-afxdp) run_vswitchd_veth afxdp ;;
-        vswitchd-tap) run_vswitchd_tap ;;
+        vswitchd-tap) run_vswitchd_tap syscalls ;;
+        vswitchd-tap-uring) run_vswitchd_tap uring ;;
         vswitchd-null) run_vswitchd_null ;;
         ovs-afpacket) run_ovs system "" ;;
         ovs-afxdp) run_ovs afxdp "" ;;

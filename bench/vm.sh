@@ -9,6 +9,8 @@
 #                       virtio-user NIC (--no-huge): VM1 --forward-mode=txonly, VM2 rxonly.
 #   vswitchd-tap        two type=tap ports moved into network namespaces as a VM's vNIC would be;
 #                       VM1 is netsniff-ng's trafgen on its tap, VM2 the kernel's receive path.
+#                       The ports read and write with plain syscalls (io=syscalls).
+#   vswitchd-tap-uring  the same with io=uring: a burst per io_uring_enter (docs/tap-io.md).
 #   ovs-dpdk            a private ovsdb-server + Debian's ovs-vswitchd-dpdk, run by its path (the
 #                       system's ovs-vswitchd alternative is not touched), DPDK without hugepages,
 #                       bridge datapath_type=netdev, two dpdkvhostuserclient ports, NORMAL
@@ -34,11 +36,16 @@
 # switch took every frame it made: the generator's limit), the switch (the sender's ring or tap
 # queue was full), or the receiver side (frames lost after the switch).
 #
+# --rounds N runs the chosen rows N times in turn (A B A B ...), RUNS windows each time, so that
+# an A/B on a shared, noisy machine sees the same noise on both sides; medians are over all
+# RUNS x N windows of a row.
+#
 # Usage: bench/vm.sh [--runs N] [--secs S] [--quick] [--only CONFIG,CONFIG...] [--json FILE]
 #                    [--cpus SWITCH,VM1,VM2] [--queue-size N] [--ovs-maxsleep US]
-#                    [--wait-quiet S]
+#                    [--wait-quiet S] [--rounds N]
 #   defaults: --runs 3 --secs 5 --json target/vm.json --cpus 0,0,1 --queue-size 1024 (the
-#   testpmd VMs' virtio rings) --ovs-maxsleep 50 --wait-quiet 0; --quick = 1 run, 2 s.
+#   testpmd VMs' virtio rings) --ovs-maxsleep 50 --wait-quiet 0 --rounds 1; --quick = 1 run,
+#   2 s.
 # Needs root, python3, iproute2, dpdk-testpmd (apt-get install dpdk), trafgen (netsniff-ng),
 # openvswitch-switch-dpdk for the OVS rows. Builds the release binaries first.
 # Everything it starts is killed by PID, and every namespace, tap, socket and DPDK runtime
@@ -51,8 +58,8 @@ ROOT=$PWD
 . "$ROOT/bench/lib.sh"
 
 RUNS=3 SECS=5 ONLY="" JSON_OUT="$ROOT/target/vm.json" CPUS="0,0,1" QSIZE=1024
-OVS_MAXSLEEP=50 QUIET=0
-ALL_CONFIGS="vswitchd-vhostuser vswitchd-tap ovs-dpdk ovs-dpdk-sleep"
+OVS_MAXSLEEP=50 QUIET=0 ROUNDS=1
+ALL_CONFIGS="vswitchd-vhostuser vswitchd-tap vswitchd-tap-uring ovs-dpdk ovs-dpdk-sleep"
 while [ $# -gt 0 ]; do
     case $1 in
         --runs) RUNS=$2; shift 2 ;;
@@ -64,7 +71,8 @@ while [ $# -gt 0 ]; do
         --queue-size) QSIZE=$2; shift 2 ;;
         --ovs-maxsleep) OVS_MAXSLEEP=$2; shift 2 ;;
         --wait-quiet) QUIET=$2; shift 2 ;;
-        -h|--help) sed -n '2,46p' "$0"; exit 0 ;;
+        --rounds) ROUNDS=$2; shift 2 ;;
+        -h|--help) sed -n '2,53p' "$0"; exit 0 ;;
         *) echo "vm: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -73,9 +81,9 @@ for c in "$SW_CPU" "$VM1_CPU" "$VM2_CPU"; do
     [[ $c =~ ^[0-9]+$ ]] && [ "$c" -lt "$(nproc)" ] ||
         { echo "vm: --cpus SWITCH,VM1,VM2: CPU numbers below $(nproc)" >&2; exit 2; }
 done
-[[ $RUNS =~ ^[1-9][0-9]*$ && $SECS =~ ^[0-9]+(\.[0-9]+)?$ && $QSIZE =~ ^[0-9]+$ &&
+[[ $RUNS =~ ^[1-9][0-9]*$ && $ROUNDS =~ ^[1-9][0-9]*$ && $SECS =~ ^[0-9]+(\.[0-9]+)?$ && $QSIZE =~ ^[0-9]+$ &&
     $OVS_MAXSLEEP =~ ^[0-9]+$ && $QUIET =~ ^[0-9]+$ ]] ||
-    { echo "vm: --runs, --secs, --queue-size, --ovs-maxsleep, --wait-quiet take numbers" >&2; exit 2; }
+    { echo "vm: --runs, --rounds, --secs, --queue-size, --ovs-maxsleep, --wait-quiet take numbers" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "vm: run as root (namespaces, taps, DPDK)" >&2; exit 2; }
 for t in ip python3 taskset; do
     command -v $t >/dev/null || { echo "vm: $t is missing" >&2; exit 2; }
@@ -325,18 +333,24 @@ cpu($VM1_CPU): {
 }
 EOF
 
-run_vswitchd_tap() {
+run_vswitchd_tap() { # $1: the ports' io= (syscalls or uring)
+    local io=$1
     if ! command -v trafgen >/dev/null; then
         skip "trafgen missing (apt-get install netsniff-ng)"
         return
     fi
     local err ns1="$TAG-1" ns2="$TAG-2" t1="${TAG}t1" t2="${TAG}t2"
     vs_start
-    if ! err=$(vsctl port add br0 "$t1" type=tap) || ! err=$(vsctl port add br0 "$t2" type=tap); then
-        skip "vsctl port add type=tap failed: $(echo "$err" | tail -1)"
+    if ! err=$(vsctl port add br0 "$t1" type=tap "io=$io") ||
+        ! err=$(vsctl port add br0 "$t2" type=tap "io=$io"); then
+        skip "vsctl port add type=tap io=$io failed: $(echo "$err" | tail -1)"
         vs_stop
         return
     fi
+    local used
+    used=$(vsctl_json port show "$t1" 2>/dev/null |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["details"].get("io", "?"))' 2>/dev/null)
+    [ "$used" = "$io" ] || note "asked for io=$io, the port uses io=${used:-?}"
     local ns ifc mac ip peer peer_mac
     for ns in "$ns1" "$ns2"; do
         ip netns add "$ns" || { skip "cannot create namespace $ns"; vs_stop; return; }
@@ -505,19 +519,22 @@ run_ovs_dpdk() { # $1: extra other_config or ""
 }
 
 # ---------------------------------------------------------------- main
-echo "== $(nproc) cores, kernel $(uname -r); runs=$RUNS secs=$SECS; $LAYOUT"
-for CONFIG in $ALL_CONFIGS; do
-    if [ -n "$ONLY" ] && ! echo " $ONLY " | grep -q " $CONFIG "; then continue; fi
-    echo "== $CONFIG"
-    record _ran 1
-    quiet_wait
-    case $CONFIG in
-        vswitchd-vhostuser) run_vswitchd_vhostuser ;;
-        vswitchd-tap) run_vswitchd_tap ;;
-        ovs-dpdk) run_ovs_dpdk "" ;;
-        ovs-dpdk-sleep) run_ovs_dpdk "pmd-maxsleep=$OVS_MAXSLEEP" ;;
-    esac
+echo "== $(nproc) cores, kernel $(uname -r); runs=$RUNS secs=$SECS rounds=$ROUNDS; $LAYOUT"
+for ROUND in $(seq "$ROUNDS"); do
+    for CONFIG in $ALL_CONFIGS; do
+        if [ -n "$ONLY" ] && ! echo " $ONLY " | grep -q " $CONFIG "; then continue; fi
+        echo "== $CONFIG (round $ROUND/$ROUNDS)"
+        record _ran 1
+        quiet_wait
+        case $CONFIG in
+            vswitchd-vhostuser) run_vswitchd_vhostuser ;;
+            vswitchd-tap) run_vswitchd_tap syscalls ;;
+            vswitchd-tap-uring) run_vswitchd_tap uring ;;
+            ovs-dpdk) run_ovs_dpdk "" ;;
+            ovs-dpdk-sleep) run_ovs_dpdk "pmd-maxsleep=$OVS_MAXSLEEP" ;;
+        esac
+    done
 done
 
 mkdir -p "$(dirname "$JSON_OUT")"
-python3 "$ROOT/bench/vm_report.py" report "$RES" "$JSON_OUT" "$RUNS" "$SECS" "$LAYOUT"
+python3 "$ROOT/bench/vm_report.py" report "$RES" "$JSON_OUT" "$((RUNS * ROUNDS))" "$SECS" "$LAYOUT"

@@ -229,6 +229,7 @@ COLUMNS = [
     ("switch_sleeps_per_s", "switch sleeps/s", "{:.0f}"),
 ]
 RATIOS = [
+    ("vswitchd-tap-uring", "vswitchd-tap"),
     ("vswitchd-vhostuser", "vswitchd-tap"),
     ("vswitchd-vhostuser", "ovs-dpdk"),
     ("vswitchd-vhostuser", "ovs-dpdk-sleep"),

@@ -6,6 +6,7 @@ use crate::pipeline::admit::PortPolicy;
 use crate::pipeline::vlan::{parse_vid, VlanMode, VlanSet};
 use crate::port::afxdp::AfXdpConfig;
 use crate::port::bond::BondConfig;
+use crate::port::tap::{self, TapIo};
 use crate::port::vxlan::VxlanConfig;
 use crate::port::{validate_ifname, PortKind};
 use crate::wire::MacAddr;
@@ -199,6 +200,8 @@ pub struct PortSpec {
     pub null: Option<crate::port::null::NullConfig>,
     /// A vhost-user port's socket and queues.
     pub vhostuser: Option<crate::port::vhostuser::VhostUserConfig>,
+    /// A tap port's I/O (`io=uring|syscalls`).
+    pub tap_io: Option<crate::port::tap::TapIo>,
 }
 
 /// Options of the VLAN mode and policy, for every port kind.
@@ -241,14 +244,16 @@ impl PortSpec {
             .keys()
             .find(|k| !Self::SETTABLE.contains(&k.as_str()))
         {
-            return Err(if Self::KEYS.contains(&k.as_str()) {
-                format!("{k} cannot change on an existing port: delete and re-add it")
-            } else {
-                format!(
-                    "unknown option {k:?} (settable: {})",
-                    Self::SETTABLE.join(", ")
-                )
-            });
+            return Err(
+                if Self::KEYS.contains(&k.as_str()) || tap::KEYS.contains(&k.as_str()) {
+                    format!("{k} cannot change on an existing port: delete and re-add it")
+                } else {
+                    format!(
+                        "unknown option {k:?} (settable: {})",
+                        Self::SETTABLE.join(", ")
+                    )
+                },
+            );
         }
         let mut merged = current.clone();
         if changes.get("access").is_some_and(|v| !v.is_empty()) {
@@ -290,6 +295,7 @@ impl PortSpec {
                 afxdp: None,
                 null: None,
                 vhostuser: None,
+                tap_io: None,
             });
         }
         if kind == PortKind::Bond {
@@ -305,6 +311,7 @@ impl PortSpec {
                 afxdp: None,
                 null: None,
                 vhostuser: None,
+                tap_io: None,
             });
         }
         if kind == PortKind::Null {
@@ -321,6 +328,7 @@ impl PortSpec {
                 afxdp: None,
                 null: Some(crate::port::null::parse(options)?),
                 vhostuser: None,
+                tap_io: None,
             });
         }
         if kind == PortKind::Vhostuser {
@@ -336,16 +344,26 @@ impl PortSpec {
                 afxdp: None,
                 null: None,
                 vhostuser: Some(crate::port::vhostuser::parse(options)?),
+                tap_io: None,
             });
         }
-        let afxdp = if kind == PortKind::Afxdp {
-            let mut known: Vec<&str> = crate::port::afxdp::config::KEYS.to_vec();
-            known.extend_from_slice(POLICY_KEYS);
-            reject_unknown(options, &known)?;
-            Some(AfXdpConfig::parse(options)?)
-        } else {
-            reject_unknown(options, Self::KEYS)?;
-            None
+        let (afxdp, tap_io) = match kind {
+            PortKind::Afxdp => {
+                let mut known: Vec<&str> = crate::port::afxdp::config::KEYS.to_vec();
+                known.extend_from_slice(POLICY_KEYS);
+                reject_unknown(options, &known)?;
+                (Some(AfXdpConfig::parse(options)?), None)
+            }
+            PortKind::Tap => {
+                let mut known: Vec<&str> = crate::port::tap::KEYS.to_vec();
+                known.extend_from_slice(POLICY_KEYS);
+                reject_unknown(options, &known)?;
+                (None, Some(TapIo::parse(options)?))
+            }
+            _ => {
+                reject_unknown(options, Self::KEYS)?;
+                (None, None)
+            }
         };
         let iface = match (kind, options.get("iface")) {
             (_, Some(i)) => i.clone(),
@@ -363,6 +381,7 @@ impl PortSpec {
             afxdp,
             null: None,
             vhostuser: None,
+            tap_io,
         })
     }
 

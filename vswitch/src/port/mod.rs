@@ -298,7 +298,10 @@ pub fn validate_ifname(name: &str) -> Result<(), PortError> {
 pub fn open(name: &str, spec: &crate::config::PortSpec) -> Result<Box<dyn Port>, PortError> {
     let iface = spec.iface.as_str();
     match (spec.kind, &spec.bond, &spec.vxlan) {
-        (PortKind::Tap, _, _) => Ok(Box::new(tap::TapPort::open(iface)?)),
+        (PortKind::Tap, _, _) => Ok(Box::new(tap::TapPort::open_with(
+            iface,
+            spec.tap_io.unwrap_or_default(),
+        )?)),
         (PortKind::Afpacket, _, _) => Ok(Box::new(afpacket::AfPacketPort::open(iface)?)),
         (PortKind::Afxdp, _, _) => {
             let cfg = spec.afxdp.unwrap_or_default();

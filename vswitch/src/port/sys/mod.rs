@@ -24,6 +24,7 @@ pub mod slow;
 #[cfg(test)]
 pub mod test_util;
 pub mod tun;
+pub mod uring;
 pub mod xdp;
 pub mod xsk_ring;
 
