@@ -121,6 +121,7 @@ cleanup() {
     ip netns del "$TAG-2" 2>/dev/null
     ip link del "${TAG}t1" 2>/dev/null
     ip link del "${TAG}t2" 2>/dev/null
+    ip link del "${TAG}br" 2>/dev/null || true
     for p in "${PREFIXES[@]}"; do
         [ -n "$p" ] && rm -rf "/var/run/dpdk/$p"
     done
@@ -404,6 +405,8 @@ ovs_stop() {
     local p
     for p in "${OVS_PIDS[@]}"; do stop_pid "$p"; done
     OVS_PIDS=()
+    # The netdev bridge's own port is a persistent tap that outlives ovs-vswitchd.
+    ip link del "${TAG}br" 2>/dev/null || true
 }
 
 run_ovs_dpdk() { # $1: extra other_config or ""
