@@ -21,8 +21,10 @@
 # and written as JSON.
 #
 # Usage: bench/e2e.sh [--runs N] [--secs S] [--quick] [--host-offloads on|off]
-#                     [--only CONFIG,CONFIG...] [--json FILE]
+#                     [--only CONFIG,CONFIG...] [--json FILE] [--null-macs N]
 #   defaults: --runs 3 --secs 10 --host-offloads on --json target/e2e.json; --quick = 1 run, 2 s.
+#   --null-macs N: the null row's flows, sources and destinations (default 1024; 524288 makes
+#   a 1M-entry table).
 # Needs root, iproute2, ethtool, iperf3, python3; trafgen (apt-get install netsniff-ng) for the
 # 64 B rows; openvswitch-switch for the OVS rows. Builds the release binaries first.
 # Everything it starts is killed by PID, and every namespace and link it made is deleted, on
@@ -33,7 +35,7 @@ ROOT=$PWD
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 
-RUNS=3 SECS=10 OFFLOADS=on ONLY="" JSON_OUT="$ROOT/target/e2e.json"
+RUNS=3 SECS=10 OFFLOADS=on ONLY="" JSON_OUT="$ROOT/target/e2e.json" NULL_MACS=1024
 ALL_CONFIGS="generator linux-bridge vswitchd-afpacket vswitchd-afxdp vswitchd-tap vswitchd-tap-uring ovs-afpacket ovs-afxdp ovs-afpacket-tso vswitchd-null"
 while [ $# -gt 0 ]; do
     case $1 in
@@ -43,7 +45,8 @@ while [ $# -gt 0 ]; do
         --host-offloads) OFFLOADS=$2; shift 2 ;;
         --only) ONLY=${2//,/ }; shift 2 ;;
         --json) JSON_OUT=$2; shift 2 ;;
-        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+        --null-macs) NULL_MACS=$2; shift 2 ;;
+        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
         *) echo "e2e: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -261,14 +264,14 @@ measure_all() {
 
 # ---------------------------------------------------------------- vswitchd
 VS_PID=""
-vs_start() {
+vs_start() { # $@: extra options of `vsctl bridge add br0`
     rm -rf "$WORK/vs"
     mkdir -p "$WORK/vs"
     spawn "$BIN/vswitchd" --socket "$WORK/vs/sock" --state-dir "$WORK/vs/state" \
         >>"$WORK/vswitchd.log" 2>&1
     VS_PID=$LAST_PID
     for _ in $(seq 50); do [ -S "$WORK/vs/sock" ] && break; sleep 0.1; done
-    vsctl bridge add br0 >/dev/null
+    vsctl bridge add br0 "$@" >/dev/null
 }
 vs_stop() { [ -n "$VS_PID" ] && stop_pid "$VS_PID"; VS_PID=""; }
 vsctl() { "$BIN/vsctl" --socket "$WORK/vs/sock" "$@" 2>&1 >/dev/null; }
@@ -316,15 +319,16 @@ run_vswitchd_tap() { # $1: the ports' io= (syscalls or uring)
 
 # A null source and a null sink: frames/s through the daemon's own loop, per datapath core.
 run_vswitchd_null() {
-    local err r
-    vs_start
-    if ! err=$(vsctl port add br0 sink type=null role=sink learn_macs=1024); then
+    local err r table=$((2 * NULL_MACS))
+    [ $table -lt 65536 ] && table=65536
+    vs_start "mac_table_size=$table"
+    if ! err=$(vsctl port add br0 sink type=null role=sink "learn_macs=$NULL_MACS"); then
         skip "vsctl port add type=null failed: $(echo "$err" | tail -1)"
         vs_stop
         return
     fi
     sleep 0.5
-    vsctl port add br0 gen type=null role=source flows=1024 frame_len=60 >/dev/null
+    vsctl port add br0 gen type=null role=source "flows=$NULL_MACS" frame_len=60 >/dev/null
     local task
     task=$(grep -l '^vswitch-datapat' /proc/"$VS_PID"/task/*/comm 2>/dev/null | head -1)
     task=${task%/comm}
