@@ -581,6 +581,34 @@ def evpn():
         write("evpn", name, data)
 
 
+# --- fdb: [size] then records [op][key] driving fdb::table::MacTable against a HashMap
+# (see vswitch/src/fuzzing/fdb.rs). size % 64 + 1 entries (8 slots for 0..1); op % 6:
+# 0/1 insert (op bits 3-5 port/static/evpn, 0x80 a stamp past 32 bits), 2 remove,
+# 3 find and set, 4 refresh, 5 sweep; key byte % 48 picks the key, 0x80 adds a flag bit.
+
+
+def fdb():
+    def ops(*pairs):
+        return b"".join(bytes([op, k]) for op, k in pairs)
+
+    s = {}
+    s["insert_get_remove"] = bytes([16]) + ops((0, 1), (3, 1), (2, 1), (3, 1))
+    s["fill_past_full"] = bytes([0]) + ops(*[(0, k) for k in range(12)])
+    s["fill_then_remove_each"] = bytes([0]) + ops(*[(0, k) for k in range(8)]) + ops(
+        *[(2, k) for k in range(8)])
+    s["remove_in_chain_then_insert"] = (bytes([0]) + ops(*[(0, k) for k in range(10)])
+                                        + ops((2, 3), (2, 5), (0, 40), (0, 41), (3, 7)))
+    s["sweep_then_lookups"] = (bytes([1]) + ops(*[(1 | (p << 3), k) for p, k in
+                                                  zip(range(5), range(14))])
+                               + ops((5, 2), (3, 0), (3, 9), (0, 30)))
+    s["flag_bit_is_the_same_key"] = bytes([8]) + ops((0, 5), (0, 0x80 | 5), (2, 0x80 | 5), (3, 5))
+    s["stamps_saturate_and_refresh"] = bytes([8]) + ops((0x80, 2), (3, 2), (4, 2), (7, 2), (4, 2))
+    s["static_and_evpn_flags"] = bytes([4]) + ops((0x10, 1), (0x20, 2), (0x30, 3), (5, 0), (3, 3))
+    s["empty"] = b""
+    for name, data in s.items():
+        write("fdb", name, data)
+
+
 if __name__ == "__main__":
     pipeline()
     control_request()
@@ -589,3 +617,4 @@ if __name__ == "__main__":
     lacp()
     vhost_queue()
     evpn()
+    fdb()

@@ -18,7 +18,7 @@ shift || true
 if [ "$#" -gt 0 ]; then
     targets=("$@")
 else
-    targets=(pipeline control_request ethernet vxlan lacp vhost_queue evpn)
+    targets=(pipeline control_request ethernet vxlan lacp vhost_queue evpn fdb)
 fi
 
 # FUZZ_RUNS=N makes each run reproducible: N executions from seed 1, starting

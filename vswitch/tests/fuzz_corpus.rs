@@ -87,3 +87,8 @@ fn vhost_queue_corpus() {
 fn evpn_corpus() {
     replay("evpn", fuzzing::evpn);
 }
+
+#[test]
+fn fdb_corpus() {
+    replay("fdb", fuzzing::fdb);
+}

@@ -24,10 +24,12 @@ use crate::pipeline::vlan::VlanMode;
 use crate::wire::{EtherType, EthernetFrame, EthernetRepr, MacAddr};
 
 mod evpn;
+mod fdb;
 mod pipeline;
 pub mod vhost;
 
 pub use evpn::evpn;
+pub use fdb::fdb;
 pub use pipeline::pipeline;
 pub use vhost::vhost_queue;
 
