@@ -6,7 +6,9 @@
 //! are not learned (counted in `learn_refused`) and their frames still flood,
 //! so a MAC flood from a VM costs bounded memory. Aging compares the
 //! last-seen second with the datapath clock in a sweep the datapath runs once
-//! a second, so the per-packet path only stores a timestamp.
+//! a second, so the per-packet path only stores a timestamp (and only when
+//! the second changed). The entries live in `table::MacTable`, laid out for
+//! a batch's look-ups to be prefetched together (`Fdb::prefetch`).
 //!
 //! Time is always an argument (`now`, seconds on the datapath's monotonic
 //! clock): tests drive aging with no sleeps.
