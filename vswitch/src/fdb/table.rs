@@ -12,7 +12,8 @@
 //!   on is marked *overflowed*, and a search stops at the first bucket not
 //!   so marked, usually the home bucket itself. Removing a key just frees
 //!   its slot. Marks only become stale (a search looks one bucket too far);
-//!   `retain`, which the aging sweep runs every second, recomputes them.
+//!   `retain`, which the aging sweep runs every second, recomputes them
+//!   once removals pass a quarter of the entries.
 //! - **Fixed size, lazily backed.** Room for twice the entries asked for
 //!   (at most half full, so chains stay short), allocated once and never
 //!   grown; the memory is zeroed by the kernel on first touch, so a table
@@ -56,6 +57,8 @@ pub struct MacTable {
     base: usize,
     mask: usize,
     len: usize,
+    /// Entries removed since the overflow marks were last recomputed.
+    removed_since_marks: usize,
     hasher: DefaultHashBuilder,
 }
 
@@ -103,6 +106,7 @@ impl MacTable {
             base,
             mask: buckets - 1,
             len: 0,
+            removed_since_marks: 0,
             hasher: DefaultHashBuilder::default(),
         }
     }
@@ -244,6 +248,7 @@ impl MacTable {
         self.words[w] &= OVERFLOW;
         self.words[w + 1] = 0;
         self.len -= 1;
+        self.removed_since_marks += 1;
     }
 
     pub fn remove(&mut self, key: u64) -> Option<FdbEntry> {
@@ -253,18 +258,19 @@ impl MacTable {
         Some(old)
     }
 
-    /// Keeps the entries `keep` says yes to, and recomputes the overflow
-    /// marks if any went.
+    /// Keeps the entries `keep` says yes to. Once the entries removed
+    /// since the overflow marks were last recomputed pass a quarter of
+    /// those left, the marks are recomputed: stale marks only lengthen
+    /// searches, and recomputing hashes every entry, which the aging sweep
+    /// should not pay every second for a few MACs aged out.
     pub fn retain(&mut self, mut keep: impl FnMut(u64, &FdbEntry) -> bool) {
-        let mut removed = false;
         for w in (self.base..self.base + self.buckets() * BUCKET_WORDS).step_by(SLOT_WORDS) {
             let word = self.words[w];
             if word & OCCUPIED != 0 && !keep(word & KEY_BITS, &decode(word, self.words[w + 1])) {
                 self.clear_slot(w);
-                removed = true;
             }
         }
-        if removed {
+        if self.removed_since_marks > 0 && self.removed_since_marks >= self.len / 4 {
             self.recompute_overflow();
         }
     }
@@ -272,6 +278,7 @@ impl MacTable {
     /// Marks exactly the buckets that some entry had to pass on its way
     /// from its home bucket to where it is.
     fn recompute_overflow(&mut self) {
+        self.removed_since_marks = 0;
         for b in 0..self.buckets() {
             self.words[self.base + b * BUCKET_WORDS] &= !OVERFLOW;
         }
