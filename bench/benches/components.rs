@@ -132,6 +132,25 @@ fn fdb_bench(c: &mut Criterion) {
     g.finish();
 }
 
+/// The aging sweep the datapath runs once a second on every bridge, on a
+/// table of the default size and of the largest, each holding 1000 MACs
+/// that do not age: what a sweep costs the datapath thread (one sweep per
+/// iteration).
+fn fdb_sweep_bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("fdb_sweep");
+    g.sample_size(10);
+    for size in [65_536usize, 4 * 1024 * 1024] {
+        let mut fdb = Fdb::new(size, 300);
+        for i in 0..1000 {
+            fdb.learn(0, mac(i), i % 4, 0, u32::MAX);
+        }
+        g.bench_with_input(BenchmarkId::new("age_1000_of", size), &size, |b, _| {
+            b.iter(|| std::hint::black_box(fdb.age(1)))
+        });
+    }
+    g.finish();
+}
+
 const A_IP: Ipv4Addr = Ipv4Addr::new(10, 79, 0, 1);
 const B_IP: Ipv4Addr = Ipv4Addr::new(10, 79, 0, 2);
 
@@ -236,6 +255,7 @@ criterion_group!(
     benches,
     classify_bench,
     fdb_bench,
+    fdb_sweep_bench,
     vxlan_bench,
     bond_hash_bench
 );

@@ -13,7 +13,8 @@
 //!   so marked, usually the home bucket itself. Removing a key just frees
 //!   its slot. Marks only become stale (a search looks one bucket too far);
 //!   `retain`, which the aging sweep runs every second, recomputes them
-//!   once removals pass a quarter of the entries.
+//!   once removals pass a quarter of the entries. A bit per bucket in use
+//!   lets the sweep skip the empty ones.
 //! - **Fixed size, lazily backed.** Room for twice the entries asked for
 //!   (at most half full, so chains stay short), allocated once and never
 //!   grown; the memory is zeroed by the kernel on first touch, so a table
@@ -59,6 +60,9 @@ pub struct MacTable {
     len: usize,
     /// Entries removed since the overflow marks were last recomputed.
     removed_since_marks: usize,
+    /// One bit per bucket that holds an entry or an overflow mark, so a
+    /// sweep of a large, mostly empty table reads only the buckets in use.
+    in_use: Vec<u64>,
     hasher: DefaultHashBuilder,
 }
 
@@ -107,6 +111,7 @@ impl MacTable {
             mask: buckets - 1,
             len: 0,
             removed_since_marks: 0,
+            in_use: vec![0; buckets.div_ceil(64)],
             hasher: DefaultHashBuilder::default(),
         }
     }
@@ -235,6 +240,7 @@ impl MacTable {
                     self.words[w] = word | (self.words[w] & OVERFLOW);
                     self.words[w + 1] = data;
                     self.len += 1;
+                    self.in_use[b / 64] |= 1 << (b % 64);
                     return None;
                 }
             }
@@ -249,6 +255,27 @@ impl MacTable {
         self.words[w + 1] = 0;
         self.len -= 1;
         self.removed_since_marks += 1;
+        self.forget_if_blank((w - self.base) / BUCKET_WORDS);
+    }
+
+    /// Takes bucket `b` out of `in_use` when it holds neither an entry nor
+    /// an overflow mark.
+    fn forget_if_blank(&mut self, b: usize) {
+        if self.bucket(b).iter().step_by(SLOT_WORDS).all(|&w| w == 0) {
+            self.in_use[b / 64] &= !(1 << (b % 64));
+        }
+    }
+
+    /// Calls `f` with every bucket in `in_use` (as it was when the bucket's
+    /// group of 64 was reached; `f` may take buckets out).
+    fn each_bucket_in_use(&mut self, mut f: impl FnMut(&mut Self, usize)) {
+        for i in 0..self.in_use.len() {
+            let mut bits = self.in_use[i];
+            while bits != 0 {
+                f(self, i * 64 + bits.trailing_zeros() as usize);
+                bits &= bits - 1;
+            }
+        }
     }
 
     pub fn remove(&mut self, key: u64) -> Option<FdbEntry> {
@@ -264,12 +291,15 @@ impl MacTable {
     /// searches, and recomputing hashes every entry, which the aging sweep
     /// should not pay every second for a few MACs aged out.
     pub fn retain(&mut self, mut keep: impl FnMut(u64, &FdbEntry) -> bool) {
-        for w in (self.base..self.base + self.buckets() * BUCKET_WORDS).step_by(SLOT_WORDS) {
-            let word = self.words[w];
-            if word & OCCUPIED != 0 && !keep(word & KEY_BITS, &decode(word, self.words[w + 1])) {
-                self.clear_slot(w);
+        self.each_bucket_in_use(|t, b| {
+            for s in 0..SLOTS {
+                let w = t.base + b * BUCKET_WORDS + s * SLOT_WORDS;
+                let word = t.words[w];
+                if word & OCCUPIED != 0 && !keep(word & KEY_BITS, &decode(word, t.words[w + 1])) {
+                    t.clear_slot(w);
+                }
             }
-        }
+        });
         if self.removed_since_marks > 0 && self.removed_since_marks >= self.len / 4 {
             self.recompute_overflow();
         }
@@ -279,22 +309,24 @@ impl MacTable {
     /// from its home bucket to where it is.
     fn recompute_overflow(&mut self) {
         self.removed_since_marks = 0;
-        for b in 0..self.buckets() {
-            self.words[self.base + b * BUCKET_WORDS] &= !OVERFLOW;
-        }
-        for b in 0..self.buckets() {
+        self.each_bucket_in_use(|t, b| {
+            t.words[t.base + b * BUCKET_WORDS] &= !OVERFLOW;
+            t.forget_if_blank(b);
+        });
+        self.each_bucket_in_use(|t, b| {
             for s in 0..SLOTS {
-                let word = self.words[self.base + b * BUCKET_WORDS + s * SLOT_WORDS];
+                let word = t.words[t.base + b * BUCKET_WORDS + s * SLOT_WORDS];
                 if word & OCCUPIED == 0 {
                     continue;
                 }
-                let mut h = self.home(word);
+                let mut h = t.home(word);
                 while h != b {
-                    self.words[self.base + h * BUCKET_WORDS] |= OVERFLOW;
-                    h = self.next(h);
+                    t.words[t.base + h * BUCKET_WORDS] |= OVERFLOW;
+                    t.in_use[h / 64] |= 1 << (h % 64);
+                    h = t.next(h);
                 }
             }
-        }
+        });
     }
 
     /// Every entry as (key, entry), in no particular order.
