@@ -16,7 +16,8 @@
 # Rows: generator (trafgen into a veth with nothing behind it: the generator's ceiling),
 # linux-bridge, vswitchd-afpacket, vswitchd-afxdp, vswitchd-tap(-uring), ovs-afpacket (netdev
 # datapath, AF_PACKET "system" ports), ovs-afxdp, ovs-afpacket-tso (userspace-tso-enable), and
-# vswitchd-null (a null source and sink: frames/s per datapath core, no kernel involved).
+# vswitchd-null (a null source and sink: frames/s per datapath core, no kernel involved), and
+# vswitchd-null-2w (the same on two bridges, vswitchd --workers 2: how it scales).
 # Medians over RUNS are printed as a table with ratios against linux-bridge and ovs-afpacket,
 # and written as JSON.
 #
@@ -36,7 +37,7 @@ ROOT=$PWD
 . "$ROOT/bench/lib.sh"
 
 RUNS=3 SECS=10 OFFLOADS=on ONLY="" JSON_OUT="$ROOT/target/e2e.json" NULL_MACS=1024
-ALL_CONFIGS="generator linux-bridge vswitchd-afpacket vswitchd-afxdp vswitchd-tap vswitchd-tap-uring ovs-afpacket ovs-afxdp ovs-afpacket-tso vswitchd-null"
+ALL_CONFIGS="generator linux-bridge vswitchd-afpacket vswitchd-afxdp vswitchd-tap vswitchd-tap-uring ovs-afpacket ovs-afxdp ovs-afpacket-tso vswitchd-null vswitchd-null-2w"
 while [ $# -gt 0 ]; do
     case $1 in
         --runs) RUNS=$2; shift 2 ;;
@@ -267,7 +268,8 @@ VS_PID=""
 vs_start() { # $@: extra options of `vsctl bridge add br0`
     rm -rf "$WORK/vs"
     mkdir -p "$WORK/vs"
-    spawn "$BIN/vswitchd" --socket "$WORK/vs/sock" --state-dir "$WORK/vs/state" \
+    # shellcheck disable=SC2086 # VS_ARGS: extra daemon options, word-split on purpose
+    spawn "$BIN/vswitchd" --socket "$WORK/vs/sock" --state-dir "$WORK/vs/state" ${VS_ARGS:-} \
         >>"$WORK/vswitchd.log" 2>&1
     VS_PID=$LAST_PID
     for _ in $(seq 50); do [ -S "$WORK/vs/sock" ] && break; sleep 0.1; done
@@ -318,42 +320,58 @@ run_vswitchd_tap() { # $1: the ports' io= (syscalls or uring)
 }
 
 # A null source and a null sink: frames/s through the daemon's own loop, per datapath core.
+# $1 workers (vswitchd --workers): one bridge per worker, each with its own source and sink,
+# so the row shows how the figure scales with datapath threads; the CPU is summed over them,
+# and the per-core figure is the delivered rate over the cores they used.
 run_vswitchd_null() {
-    local err r table=$((2 * NULL_MACS))
+    local workers=${1:-1} err r w table=$((2 * NULL_MACS))
     [ $table -lt 65536 ] && table=65536
-    vs_start "mac_table_size=$table"
-    if ! err=$(vsctl port add br0 sink type=null role=sink "learn_macs=$NULL_MACS"); then
-        skip "vsctl port add type=null failed: $(echo "$err" | tail -1)"
-        vs_stop
-        return
-    fi
+    VS_ARGS="--workers $workers" vs_start "mac_table_size=$table"
+    for w in $(seq 1 $((workers - 1))); do
+        vsctl bridge add "br$w" "mac_table_size=$table" >/dev/null
+    done
+    for w in $(seq 0 $((workers - 1))); do
+        if ! err=$(vsctl port add "br$w" "sink$w" type=null role=sink "learn_macs=$NULL_MACS"); then
+            skip "vsctl port add type=null failed: $(echo "$err" | tail -1)"
+            vs_stop
+            return
+        fi
+    done
     sleep 0.5
-    vsctl port add br0 gen type=null role=source "flows=$NULL_MACS" frame_len=60 >/dev/null
-    local task
-    task=$(grep -l '^vswitch-datapat' /proc/"$VS_PID"/task/*/comm 2>/dev/null | head -1)
-    task=${task%/comm}
+    for w in $(seq 0 $((workers - 1))); do
+        vsctl port add "br$w" "gen$w" type=null role=source "flows=$NULL_MACS" frame_len=60 >/dev/null
+    done
+    local stats="" t
+    for t in /proc/"$VS_PID"/task/*; do
+        grep -q '^vswitch-dp[0-9]*$' "$t/comm" 2>/dev/null && stats="$stats,$t/stat"
+    done
     for r in $(seq "$RUNS"); do
         echo "   run $r/$RUNS"
-        python3 - "$BIN/vsctl" "$WORK/vs/sock" "$task/stat" "$SECS" "$HZ" >"$WORK/null.out" <<'EOF'
+        python3 - "$BIN/vsctl" "$WORK/vs/sock" "${stats#,}" "$SECS" "$HZ" >"$WORK/null.out" <<'EOF'
 import json, subprocess, sys, time
-vsctl, sock, stat, secs, hz = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
+vsctl, sock, secs, hz = sys.argv[1], sys.argv[2], float(sys.argv[4]), int(sys.argv[5])
+stats = sys.argv[3].split(",")
 def tx():
-    out = subprocess.run([vsctl, "--socket", sock, "--json", "stats", "sink"], capture_output=True, check=True).stdout
-    return next(r["tx_packets"] for r in json.loads(out) if r["port"] == "sink")
+    out = subprocess.run([vsctl, "--socket", sock, "--json", "stats"], capture_output=True, check=True).stdout
+    return sum(r["tx_packets"] for r in json.loads(out) if r["port"].startswith("sink"))
 def ticks():
-    f = open(stat).read().rsplit(")", 1)[1].split()
-    return int(f[11]) + int(f[12])
+    total = 0
+    for stat in stats:
+        f = open(stat).read().rsplit(")", 1)[1].split()
+        total += int(f[11]) + int(f[12])
+    return total
 n0, c0, t0 = tx(), ticks(), time.time()
 time.sleep(secs)
 n1, c1, t1 = tx(), ticks(), time.time()
 rate = (n1 - n0) / (t1 - t0)
-share = max((c1 - c0) / hz / (t1 - t0), 1e-9)
-print(f"{rate/1e6:.4f} {min(share, 1.0)*100:.1f} {rate/min(share, 1.0)/1e6:.4f}")
+cores = min(max((c1 - c0) / hz / (t1 - t0), 1e-9), len(stats))
+print(f"{rate/1e6:.4f} {cores*100:.1f} {rate/cores/1e6:.4f}")
 EOF
         read -r mpps share per_core <"$WORK/null.out"
         record delivered_mpps "$mpps"
         record worker_cpu_pct "$share"
         record mpps_per_core "$per_core"
+        record workers "$workers"
     done
     vs_stop
 }
@@ -454,7 +472,8 @@ for CONFIG in $ALL_CONFIGS; do
         vswitchd-afxdp) run_vswitchd_veth afxdp ;;
         vswitchd-tap) run_vswitchd_tap syscalls ;;
         vswitchd-tap-uring) run_vswitchd_tap uring ;;
-        vswitchd-null) run_vswitchd_null ;;
+        vswitchd-null) run_vswitchd_null 1 ;;
+        vswitchd-null-2w) run_vswitchd_null 2 ;;
         ovs-afpacket) run_ovs system "" ;;
         ovs-afxdp) run_ovs afxdp "" ;;
         ovs-afpacket-tso) run_ovs system "userspace-tso-enable=true" ;;

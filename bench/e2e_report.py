@@ -92,10 +92,19 @@ def main():
             print(f"  {cfg}: {n}")
         m = r["median"]
         if "mpps_per_core" in m:
+            workers = int(m.get("workers", 1))
+            cores = "the datapath core" if workers == 1 else f"a core, {workers} workers"
             print(
-                f"  {cfg}: {m['delivered_mpps']:.3f} Mpps at {m['worker_cpu_pct']:.0f} % of the "
-                f"datapath core = {m['mpps_per_core']:.3f} Mpps per core (null source -> sink)"
+                f"  {cfg}: {m['delivered_mpps']:.3f} Mpps at {m['worker_cpu_pct']:.0f} % of "
+                f"{cores} = {m['mpps_per_core']:.3f} Mpps per core (null source -> sink)"
             )
+    one = rows.get("vswitchd-null", {}).get("median")
+    two = rows.get("vswitchd-null-2w", {}).get("median")
+    if one and two and one.get("delivered_mpps") and two.get("delivered_mpps"):
+        print(
+            f"  2 workers / 1 worker: delivered {two['delivered_mpps'] / one['delivered_mpps']:.2f}x, "
+            f"per core {two['mpps_per_core'] / one['mpps_per_core']:.2f}x"
+        )
 
     ratios = {}
     for base in BASELINES:

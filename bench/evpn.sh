@@ -122,7 +122,7 @@ vs_thread_cpu() {
     for t in /proc/"$1"/task/*; do
         name=$(cat "$t/comm" 2>/dev/null)
         [ "$name" = vswitchd ] && name=main
-        [ "$name" = vswitch-datapat ] && name=datapath
+        [ "$name" = vswitch-dp0 ] && name=datapath
         sed 's/.*) //' "$t/stat" 2>/dev/null |
             awk -v n="$name" -v hz="$HZ" '{printf "%s %.2f\n", n, ($12 + $13) / hz}'
     done

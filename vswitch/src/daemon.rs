@@ -11,7 +11,7 @@ use clap::Parser;
 use crate::config::Config;
 use crate::control::executor::Executor;
 use crate::control::server;
-use crate::datapath::DatapathHandle;
+use crate::datapath::{DatapathHandle, WorkerPlan};
 
 mod notify;
 
@@ -41,6 +41,16 @@ pub struct Args {
     /// given; port 0 picks a free port, logged at start).
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Datapath worker threads. Each runs whole bridges (a bridge and its
+    /// ports stay on one thread; bridges joined by a VXLAN tunnel share
+    /// one); new bridges go to the worker with the fewest. Default: one,
+    /// or one per CPU of --worker-cpus.
+    #[arg(long, value_name = "N", env = "VSWITCH_WORKERS",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub workers: Option<u16>,
+    /// Pin worker i to the i-th CPU of this list (e.g. 2,3).
+    #[arg(long, value_name = "CPU,...", value_delimiter = ',')]
+    pub worker_cpus: Vec<usize>,
     /// Check a configuration file (JSON or YAML, the schema `vsctl apply`
     /// takes) and exit: 0 if valid, 1 with the problem named. Starts no
     /// daemon and changes nothing.
@@ -60,6 +70,26 @@ pub fn check_config(path: &std::path::Path) -> Result<String, String> {
         "{shown}: valid ({} bridges, {ports} ports)",
         config.bridges.len()
     ))
+}
+
+/// The datapath threads `--workers` and `--worker-cpus` ask for.
+pub fn worker_plan(args: &Args) -> anyhow::Result<WorkerPlan> {
+    let cpus = args.worker_cpus.clone();
+    let workers = match args.workers {
+        Some(n) => usize::from(n),
+        None => cpus.len().max(1),
+    };
+    if !cpus.is_empty() && cpus.len() != workers {
+        anyhow::bail!(
+            "--worker-cpus names {} CPUs for {workers} workers: give one CPU per worker",
+            cpus.len()
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(dup) = cpus.iter().find(|c| !seen.insert(**c)) {
+        anyhow::bail!("--worker-cpus names CPU {dup} twice: two pinned workers would share it");
+    }
+    Ok(WorkerPlan { workers, cpus })
 }
 
 pub fn main() -> anyhow::Result<()> {
@@ -101,7 +131,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.state_dir)
         .with_context(|| format!("creating state dir {}", args.state_dir.display()))?;
     let config = Config::load(&args.state_dir)?;
-    let datapath = DatapathHandle::spawn().context("starting the datapath thread")?;
+    let plan = worker_plan(&args)?;
+    let datapath = DatapathHandle::spawn_workers(&plan).context("starting the datapath threads")?;
+    tracing::info!(workers = plan.workers, cpus = ?plan.cpus, "datapath started");
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -152,4 +184,32 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // Client tasks may still hold the executor; dropping the runtime ends them.
     drop(runtime);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(argv: &[&str]) -> anyhow::Result<WorkerPlan> {
+        let mut full = vec!["vswitchd"];
+        full.extend_from_slice(argv);
+        worker_plan(&Args::try_parse_from(full)?)
+    }
+
+    #[test]
+    fn workers_and_their_cpus() {
+        // The tests' environment may set VSWITCH_WORKERS; these give it.
+        let p = plan(&["--workers", "1"]).unwrap();
+        assert_eq!((p.workers, p.cpus.len()), (1, 0));
+        let p = plan(&["--workers", "3"]).unwrap();
+        assert_eq!((p.workers, p.cpus), (3, vec![]));
+        let p = plan(&["--workers", "2", "--worker-cpus", "0,1"]).unwrap();
+        assert_eq!((p.workers, p.cpus), (2, vec![0, 1]));
+        let e = plan(&["--workers", "2", "--worker-cpus", "1"]).unwrap_err();
+        assert!(e.to_string().contains("one CPU per worker"), "{e}");
+        let e = plan(&["--workers", "2", "--worker-cpus", "1,1"]).unwrap_err();
+        assert!(e.to_string().contains("CPU 1 twice"), "{e}");
+        assert!(plan(&["--workers", "0"]).is_err());
+        assert!(plan(&["--workers", "65"]).is_err());
+    }
 }

@@ -350,6 +350,7 @@ impl Executor {
                     fdb_moves: state.map_or(0, |s| s.fdb_counters.moves),
                     learn_refused: state.map_or(0, |s| s.fdb_counters.learn_refused),
                     guest_vlans: spec.guest_vlans.map(|g| g.to_string()),
+                    worker: state.map(|s| s.worker),
                 }
             })
             .collect();

@@ -202,6 +202,10 @@ pub struct BridgeInfo {
     /// VLANs guest (tap) ports may use, if restricted.
     #[serde(default)]
     pub guest_vlans: Option<String>,
+    /// The datapath worker running the bridge (`vswitchd --workers`);
+    /// None if the datapath does not run it.
+    #[serde(default)]
+    pub worker: Option<usize>,
 }
 
 /// One row of `port_list`.

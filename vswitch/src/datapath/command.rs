@@ -52,6 +52,8 @@ pub struct BridgeState {
     pub fdb_counters: FdbCounters,
     pub aging_secs: u64,
     pub max_entries: usize,
+    /// The datapath worker (thread) that runs the bridge and its ports.
+    pub worker: usize,
 }
 
 pub enum Command {
@@ -152,6 +154,22 @@ pub enum Command {
     /// first call.
     EventHub {
         reply: Reply<std::sync::Arc<crate::events::Hub>>,
+    },
+    /// Makes this worker report to the hub another worker created (every
+    /// worker's events reach the same monitors).
+    AdoptEventHub {
+        hub: std::sync::Arc<crate::events::Hub>,
+        reply: Reply<()>,
+    },
+    /// Takes bridges, their ports and tables out of this worker, to hand
+    /// them to another (`ImportBridges`).
+    ExportBridges {
+        names: Vec<String>,
+        reply: Reply<Vec<super::BridgeBundle>>,
+    },
+    ImportBridges {
+        bundles: Vec<super::BridgeBundle>,
+        reply: Reply<()>,
     },
     /// Hands a bridge's table and VXLAN port to the EVPN control plane
     /// (`journal` Some), or takes them back (None: every EVPN entry goes).

@@ -1,38 +1,86 @@
-//! The control thread's end of the datapath.
+//! The control thread's end of the datapath: starts the workers, sends
+//! them commands (`Commander`), stops them.
 
 use std::sync::Arc;
+use std::task::{Context, Poll as TaskPoll, Wake, Waker as TaskWaker};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
-use crossbeam_channel::Sender;
 use mio::{Poll, Waker};
-use tokio::sync::oneshot;
 
+use super::commander::WorkerLink;
+use super::slots::SlotIds;
 use super::{Command, DatapathError, Reply, Worker, WAKER_TOKEN};
 
-/// Starts, commands and stops the datapath thread.
+pub use super::commander::Commander;
+
+/// How the datapath's threads are laid out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerPlan {
+    /// Poll-mode threads; each runs whole bridges (at least 1).
+    pub workers: usize,
+    /// CPUs to pin the workers to, in order (worker i on `cpus[i]`); empty:
+    /// no pinning.
+    pub cpus: Vec<usize>,
+}
+
+impl WorkerPlan {
+    pub fn single() -> WorkerPlan {
+        WorkerPlan {
+            workers: 1,
+            cpus: Vec::new(),
+        }
+    }
+}
+
+/// Starts, commands and stops the datapath threads.
 pub struct DatapathHandle {
     commander: Commander,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl DatapathHandle {
-    /// Spawns the datapath thread.
+    /// Spawns one datapath thread.
     pub fn spawn() -> std::io::Result<DatapathHandle> {
-        let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN)?);
-        // Commands are rare and small; the bound only stops a runaway
-        // control thread from queueing without limit.
-        let (tx, rx) = crossbeam_channel::bounded(1024);
-        let worker = Worker::new(poll, rx);
-        let thread = std::thread::Builder::new()
-            .name("vswitch-datapath".into())
-            .spawn(move || worker.run())?;
-        Ok(DatapathHandle {
-            commander: Commander {
+        DatapathHandle::spawn_workers(&WorkerPlan::single())
+    }
+
+    /// Spawns the datapath threads `plan` asks for.
+    pub fn spawn_workers(plan: &WorkerPlan) -> std::io::Result<DatapathHandle> {
+        let ids = SlotIds::default();
+        // One clock for all workers: a bridge that moves keeps its table's
+        // ages and its ports' timers.
+        let start = Instant::now();
+        let mut links = Vec::new();
+        let mut threads = Vec::new();
+        for i in 0..plan.workers.max(1) {
+            let poll = Poll::new()?;
+            let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN)?);
+            // Commands are rare and small; the bound only stops a runaway
+            // control thread from queueing without limit.
+            let (tx, rx) = crossbeam_channel::bounded(1024);
+            let worker = Worker::new(poll, rx, ids.clone(), start);
+            let cpu = plan.cpus.get(i).copied();
+            let thread = std::thread::Builder::new()
+                .name(format!("vswitch-dp{i}"))
+                .spawn(move || {
+                    if let Some(cpu) = cpu {
+                        match crate::port::sys::cpu::pin_current_thread(cpu) {
+                            Ok(()) => tracing::info!(worker = i, cpu, "datapath worker pinned"),
+                            Err(e) => tracing::warn!(worker = i, cpu, "not pinned: {e}"),
+                        }
+                    }
+                    worker.run()
+                })?;
+            links.push(WorkerLink {
                 commands: tx,
                 waker,
-            },
-            thread: Some(thread),
+            });
+            threads.push(thread);
+        }
+        Ok(DatapathHandle {
+            commander: Commander::new(links),
+            threads,
         })
     }
 
@@ -50,25 +98,20 @@ impl DatapathHandle {
         &self,
         make: impl FnOnce(Reply<T>) -> Command,
     ) -> Result<T, DatapathError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(make(tx))?;
-        rx.blocking_recv().map_err(|_| DatapathError::Gone)?
-    }
-
-    fn send(&self, cmd: Command) -> Result<(), DatapathError> {
-        self.commander.send(cmd)
+        block_on(self.commander.call(make))
     }
 
     /// A sender of commands for other tasks (the EVPN sessions); it does
-    /// not own the thread.
+    /// not own the threads.
     pub fn commander(&self) -> Commander {
         self.commander.clone()
     }
 
-    /// Stops the thread and waits for it; its ports close as it drops them.
+    /// Stops the threads and waits for them; their ports close as they drop
+    /// them.
     pub fn shutdown(&mut self) {
-        let _ = self.send(Command::Shutdown);
-        if let Some(t) = self.thread.take() {
+        self.commander.shutdown();
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }
@@ -80,26 +123,26 @@ impl Drop for DatapathHandle {
     }
 }
 
-/// Sends commands to the datapath, like `DatapathHandle::call`, from any
-/// task; cheap to clone.
-#[derive(Clone)]
-pub struct Commander {
-    commands: Sender<Command>,
-    waker: Arc<Waker>,
+/// Wakes the thread blocked in `block_on`.
+struct ThreadWaker(std::thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
 }
 
-impl Commander {
-    pub async fn call<T>(
-        &self,
-        make: impl FnOnce(Reply<T>) -> Command,
-    ) -> Result<T, DatapathError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(make(tx))?;
-        rx.await.map_err(|_| DatapathError::Gone)?
-    }
-
-    fn send(&self, cmd: Command) -> Result<(), DatapathError> {
-        self.commands.send(cmd).map_err(|_| DatapathError::Gone)?;
-        self.waker.wake().map_err(|_| DatapathError::Gone)
+/// Runs a future to completion on this thread. The commander's futures only
+/// wait on the workers' replies, so no runtime is needed, and this works
+/// inside one as well (it blocks the thread, as `blocking_recv` would).
+fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let waker = TaskWaker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let TaskPoll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
     }
 }

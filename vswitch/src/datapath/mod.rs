@@ -1,6 +1,9 @@
-//! The datapath: one poll-mode thread that owns every port and bridge.
+//! The datapath: poll-mode worker threads (`vswitchd --workers N`, one by
+//! default), each running whole bridges with their ports and tables, so a
+//! frame never leaves the thread that received it. `placement` says which
+//! worker runs which bridge; bridges joined by a VXLAN tunnel share one.
 //!
-//! The loop: receive a burst from each port in turn and run it through the
+//! Each worker's loop: receive a burst from each port in turn and run it through the
 //! pipeline; flush the ports' transmit queues; every `TICK` run the ports'
 //! timers (and, once a second, age the tables); drain the command channel.
 //! While frames flow it spins. After a spell without a frame (at most
@@ -11,16 +14,22 @@
 //!
 //! Control -> datapath is a crossbeam channel of `Command`s plus a
 //! `mio::Waker`: the sender pushes the command, then wakes the loop if it
-//! sleeps. Replies travel back on the oneshot each command carries.
+//! sleeps. Replies travel back on the oneshot each command carries. The
+//! `Commander` sends each command to the worker of the bridge or port it
+//! names, and merges the answers of all workers for the ones about all.
 
 mod command;
+mod commander;
 mod handle;
 pub mod idle;
+pub mod placement;
+pub mod slots;
 mod switch;
 
 pub use command::{BridgeState, Command, DatapathError, Reply};
-pub use handle::{Commander, DatapathHandle};
-pub use switch::Switch;
+pub use handle::{Commander, DatapathHandle, WorkerPlan};
+pub use slots::SlotIds;
+pub use switch::{BridgeBundle, Switch};
 
 use std::time::{Duration, Instant};
 
@@ -48,13 +57,20 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub(crate) fn new(poll: Poll, commands: Receiver<Command>) -> Worker {
+    /// A worker drawing bridge and port indices from `ids` (shared with the
+    /// other workers) and reading the clock from `start` (the same for all).
+    pub(crate) fn new(
+        poll: Poll,
+        commands: Receiver<Command>,
+        ids: SlotIds,
+        start: Instant,
+    ) -> Worker {
         Worker {
-            switch: Switch::new(),
+            switch: Switch::with_ids(ids),
             commands,
             poll,
             batch: Batch::new(),
-            start: Instant::now(),
+            start,
         }
     }
 

@@ -6,6 +6,7 @@ use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
 use super::command::{BridgeState, Command, DatapathError};
+use super::slots::{slot_at, SlotIds};
 use crate::control::protocol::PortStatsReport;
 use crate::fdb::{Fdb, PortId};
 use crate::metrics::{DatapathMetrics, LoopCounters};
@@ -15,7 +16,9 @@ use crate::pipeline::counters::PortCounters;
 use crate::pipeline::{announce, process_batch, Bridge, PortSlot};
 
 mod evpn;
+mod handover;
 mod observe;
+pub use handover::BridgeBundle;
 mod tunnels;
 use crate::port::PortEvent;
 
@@ -35,21 +38,22 @@ pub struct Switch {
     pub loop_counters: LoopCounters,
     /// Events for monitors, once the control side asked (`observe.rs`).
     events: Option<Box<observe::DatapathEvents>>,
-}
-
-fn free_slot<T>(v: &mut Vec<Option<T>>) -> usize {
-    match v.iter().position(Option::is_none) {
-        Some(i) => i,
-        None => {
-            v.push(None);
-            v.len() - 1
-        }
-    }
+    /// The bridge and port indices taken, shared with the other workers.
+    ids: SlotIds,
 }
 
 impl Switch {
     pub fn new() -> Switch {
         Switch::default()
+    }
+
+    /// A switch drawing its bridge and port indices from `ids`, which the
+    /// other workers of the datapath share.
+    pub fn with_ids(ids: SlotIds) -> Switch {
+        Switch {
+            ids,
+            ..Switch::default()
+        }
     }
 
     /// Receives one burst from every port and forwards it. Returns the
@@ -363,6 +367,7 @@ impl Switch {
                         fdb_counters: b.fdb.counters,
                         aging_secs: b.fdb.aging_secs(),
                         max_entries: b.fdb.max_entries(),
+                        worker: 0,
                     })
                     .collect();
                 let _ = reply.send(Ok(states));
@@ -416,7 +421,18 @@ impl Switch {
                 let _ = reply.send(Ok(()));
             }
             Command::EventHub { reply } => {
-                let _ = reply.send(Ok(self.event_hub()));
+                let _ = reply.send(Ok(self.event_hub(None)));
+            }
+            Command::AdoptEventHub { hub, reply } => {
+                self.event_hub(Some(hub));
+                let _ = reply.send(Ok(()));
+            }
+            Command::ExportBridges { names, reply } => {
+                let _ = reply.send(self.export_bridges(&names, registry));
+            }
+            Command::ImportBridges { bundles, reply } => {
+                self.import_bridges(bundles, registry);
+                let _ = reply.send(Ok(()));
             }
             Command::EvpnAttach {
                 bridge,
@@ -448,8 +464,8 @@ impl Switch {
         if self.bridge_index(&name).is_ok() {
             return Err(DatapathError::BridgeExists(name));
         }
-        let i = free_slot(&mut self.bridges);
-        self.bridges[i] = Some(Bridge::new(
+        let i = self.ids.claim_bridge();
+        *slot_at(&mut self.bridges, i) = Some(Bridge::new(
             name,
             Fdb::new(max_entries, aging_secs),
             Vec::new(),
@@ -484,13 +500,14 @@ impl Switch {
         if self.port_index(&name).is_ok() {
             return Err(DatapathError::PortExists(name));
         }
-        let id = free_slot(&mut self.ports);
+        let id = self.ids.claim_port();
         if let (Some(fd), Some(registry)) = (port.readiness_fd(), registry) {
-            registry
-                .register(&mut SourceFd(&fd), Token(id), Interest::READABLE)
-                .map_err(|e| DatapathError::Readiness(e.to_string()))?;
+            if let Err(e) = registry.register(&mut SourceFd(&fd), Token(id), Interest::READABLE) {
+                self.ids.release_port(id);
+                return Err(DatapathError::Readiness(e.to_string()));
+            }
         }
-        self.ports[id] = Some(PortSlot::new(name, b, port, policy));
+        *slot_at(&mut self.ports, id) = Some(PortSlot::new(name, b, port, policy));
         let bridge = self.bridges[b].as_mut().expect("index from bridge_index");
         bridge.ports.push(id as PortId);
         bridge.fdb.reserve_port(id as PortId);
@@ -542,6 +559,7 @@ impl Switch {
             bridge.ports.retain(|p| *p != id as PortId);
             bridge.fdb.flush_port(id as PortId);
         }
+        self.ids.release_port(id);
         self.relink_tunnels();
         self.observe_port_removed(id);
         Ok(slot.port)
@@ -560,6 +578,7 @@ impl Switch {
             self.del_port(&port, registry)?;
         }
         self.bridges[b] = None;
+        self.ids.release_bridge(b);
         Ok(())
     }
 }

@@ -56,6 +56,17 @@ impl LoopCounters {
         self.burst_frames += n as u64;
     }
 
+    /// Adds another worker's figures to these.
+    pub fn add(&mut self, other: &LoopCounters) {
+        self.busy_iterations += other.busy_iterations;
+        self.idle_iterations += other.idle_iterations;
+        self.sleeps += other.sleeps;
+        for (a, b) in self.bursts.iter_mut().zip(other.bursts) {
+            *a += b;
+        }
+        self.burst_frames += other.burst_frames;
+    }
+
     /// Non-empty bursts counted (the histogram's count).
     pub fn burst_count(&self) -> u64 {
         self.bursts.iter().sum()

@@ -24,8 +24,8 @@ pub(super) struct DatapathEvents {
 
 impl Switch {
     /// The hub monitors read from; created (with the link watch) at the
-    /// first call.
-    pub(super) fn event_hub(&mut self) -> Arc<Hub> {
+    /// first call, or `shared` (another worker's) if given.
+    pub(super) fn event_hub(&mut self, shared: Option<Arc<Hub>>) -> Arc<Hub> {
         if let Some(ev) = &self.events {
             return ev.hub.clone();
         }
@@ -40,7 +40,7 @@ impl Switch {
         for b in self.bridges.iter_mut().flatten() {
             b.moves.set_enabled(true);
         }
-        let hub = Hub::new();
+        let hub = shared.unwrap_or_else(Hub::new);
         self.events = Some(Box::new(DatapathEvents {
             hub: hub.clone(),
             links,

@@ -84,6 +84,7 @@ fn snapshot() -> Snapshot {
             },
             aging_secs: 300,
             max_entries: 64,
+            worker: 0,
         }],
         datapath: DatapathMetrics {
             loop_counters,

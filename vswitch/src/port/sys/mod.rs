@@ -16,6 +16,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use super::PortError;
 
 pub mod bpf;
+pub mod cpu;
 pub mod epoll;
 pub mod mem;
 pub mod netlink;

@@ -1,0 +1,269 @@
+//! Which datapath worker runs which bridge: the control side's map, used to
+//! route commands and decided here without any I/O.
+//!
+//! A bridge and all its ports run on one worker, so the per-frame path
+//! never crosses threads. A new bridge goes to the worker with the fewest
+//! bridges. Bridges joined by a tunnel (a VXLAN port on one bridge whose
+//! underlay port is on another) must share a worker, since the underlay
+//! hands the tunnel its frames within one pass of the loop: when a tunnel
+//! and its underlay would end up on different workers, the tunnel's bridge,
+//! with every bridge already joined to it, moves to the underlay's worker.
+
+use std::collections::{BTreeSet, HashMap};
+
+#[derive(Debug, Clone)]
+pub struct Placement {
+    workers: usize,
+    /// Bridge name -> worker.
+    bridges: HashMap<String, usize>,
+    /// Port name -> its bridge's name.
+    ports: HashMap<String, String>,
+    /// Tunnel port name -> its underlay port's name (which may not exist).
+    underlays: HashMap<String, String>,
+}
+
+/// Bridges to move, all from one worker to another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Move {
+    pub bridges: Vec<String>,
+    pub from: usize,
+    pub to: usize,
+}
+
+impl Placement {
+    pub fn new(workers: usize) -> Placement {
+        Placement {
+            workers: workers.max(1),
+            bridges: HashMap::new(),
+            ports: HashMap::new(),
+            underlays: HashMap::new(),
+        }
+    }
+
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// The worker a new bridge goes to: the one with the fewest bridges
+    /// (the lowest index among equals).
+    pub fn pick_worker(&self) -> usize {
+        let mut count = vec![0usize; self.workers];
+        for &w in self.bridges.values() {
+            count[w] += 1;
+        }
+        (0..self.workers).min_by_key(|&w| count[w]).unwrap_or(0)
+    }
+
+    pub fn bridge_worker(&self, bridge: &str) -> Option<usize> {
+        self.bridges.get(bridge).copied()
+    }
+
+    pub fn port_bridge(&self, port: &str) -> Option<&str> {
+        self.ports.get(port).map(String::as_str)
+    }
+
+    pub fn port_worker(&self, port: &str) -> Option<usize> {
+        self.bridge_worker(self.port_bridge(port)?)
+    }
+
+    pub fn add_bridge(&mut self, bridge: &str, worker: usize) {
+        self.bridges.insert(bridge.to_string(), worker);
+    }
+
+    /// Forgets a bridge and its ports.
+    pub fn remove_bridge(&mut self, bridge: &str) {
+        self.bridges.remove(bridge);
+        let gone: Vec<String> = self
+            .ports
+            .iter()
+            .filter(|(_, b)| *b == bridge)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in gone {
+            self.remove_port(&p);
+        }
+    }
+
+    /// Records a port; `underlay` for a tunnel port.
+    pub fn add_port(&mut self, port: &str, bridge: &str, underlay: Option<&str>) {
+        self.ports.insert(port.to_string(), bridge.to_string());
+        if let Some(u) = underlay {
+            self.underlays.insert(port.to_string(), u.to_string());
+        }
+    }
+
+    pub fn remove_port(&mut self, port: &str) {
+        self.ports.remove(port);
+        self.underlays.remove(port);
+    }
+
+    pub fn set_worker(&mut self, bridge: &str, worker: usize) {
+        if let Some(w) = self.bridges.get_mut(bridge) {
+            *w = worker;
+        }
+    }
+
+    /// The bridges joined to `bridge` by tunnels whose both ends exist,
+    /// `bridge` included, sorted.
+    pub fn joined(&self, bridge: &str) -> Vec<String> {
+        let mut seen = BTreeSet::from([bridge.to_string()]);
+        let mut todo = vec![bridge.to_string()];
+        while let Some(b) = todo.pop() {
+            for (tunnel, underlay) in &self.underlays {
+                let (Some(tb), Some(ub)) = (self.ports.get(tunnel), self.ports.get(underlay))
+                else {
+                    continue;
+                };
+                let other = if *tb == b {
+                    ub
+                } else if *ub == b {
+                    tb
+                } else {
+                    continue;
+                };
+                if seen.insert(other.clone()) {
+                    todo.push(other.clone());
+                }
+            }
+        }
+        seen.into_iter().collect()
+    }
+
+    /// What must move before tunnel port `tunnel` joins `bridge` with its
+    /// underlay `underlay`: the tunnel's bridge, and every bridge joined to
+    /// it, to the underlay's worker. None if they share one already, or
+    /// the underlay does not exist (yet).
+    pub fn move_for_tunnel(&self, bridge: &str, underlay: &str) -> Option<Move> {
+        let from = self.bridge_worker(bridge)?;
+        let to = self.port_worker(underlay)?;
+        (from != to).then(|| Move {
+            bridges: self.joined(bridge),
+            from,
+            to,
+        })
+    }
+
+    /// What must move now that port `port` exists on `bridge`: every
+    /// tunnel that names it as underlay and runs elsewhere brings its
+    /// bridge (and what is joined to that) to `bridge`'s worker.
+    pub fn moves_for_underlay(&self, port: &str, bridge: &str) -> Vec<Move> {
+        let Some(to) = self.bridge_worker(bridge) else {
+            return Vec::new();
+        };
+        let mut moves: Vec<Move> = Vec::new();
+        let mut tunnels: Vec<&String> = self
+            .underlays
+            .iter()
+            .filter(|(_, u)| *u == port)
+            .map(|(t, _)| t)
+            .collect();
+        tunnels.sort();
+        for t in tunnels {
+            let Some(tb) = self.ports.get(t) else {
+                continue;
+            };
+            let Some(from) = self.bridge_worker(tb) else {
+                continue;
+            };
+            if from == to || moves.iter().any(|m| m.bridges.contains(tb)) {
+                continue;
+            }
+            // `joined` would already follow the new port to `bridge`; the
+            // bridges to move are those on the tunnel's side.
+            let bridges = self
+                .joined(tb)
+                .into_iter()
+                .filter(|b| self.bridge_worker(b) == Some(from))
+                .collect();
+            moves.push(Move { bridges, from, to });
+        }
+        moves
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn two_workers() -> Placement {
+        let mut p = Placement::new(2);
+        p.add_bridge("underlay", 0);
+        p.add_bridge("guests", 1);
+        p.add_port("up0", "underlay", None);
+        p.add_port("tap0", "guests", None);
+        p
+    }
+
+    #[test]
+    fn new_bridges_go_to_the_least_loaded_worker() {
+        let mut p = Placement::new(3);
+        for (name, want) in [("a", 0), ("b", 1), ("c", 2), ("d", 0)] {
+            let w = p.pick_worker();
+            assert_eq!(w, want, "{name}");
+            p.add_bridge(name, w);
+        }
+        p.remove_bridge("b");
+        assert_eq!(p.pick_worker(), 1, "a freed worker is filled first");
+        assert_eq!(Placement::new(0).pick_worker(), 0, "at least one worker");
+    }
+
+    #[test]
+    fn a_tunnel_brings_its_bridge_to_the_underlay() {
+        let p = two_workers();
+        assert_eq!(
+            p.move_for_tunnel("guests", "up0"),
+            Some(Move {
+                bridges: vec!["guests".into()],
+                from: 1,
+                to: 0
+            })
+        );
+        assert_eq!(p.move_for_tunnel("guests", "nope"), None, "no underlay yet");
+        assert_eq!(p.move_for_tunnel("underlay", "up0"), None, "same worker");
+    }
+
+    #[test]
+    fn bridges_joined_to_the_tunnels_bridge_move_with_it() {
+        let mut p = two_workers();
+        // guests is itself the underlay of a tunnel on "inner" (worker 1).
+        p.add_bridge("inner", 1);
+        p.add_port("vx-inner", "inner", Some("tap0"));
+        assert_eq!(p.joined("guests"), vec!["guests", "inner"]);
+        let m = p.move_for_tunnel("guests", "up0").unwrap();
+        assert_eq!(m.bridges, vec!["guests", "inner"]);
+        assert_eq!((m.from, m.to), (1, 0));
+    }
+
+    #[test]
+    fn an_underlay_added_after_its_tunnel_pulls_the_tunnel_over() {
+        let mut p = Placement::new(2);
+        p.add_bridge("underlay", 0);
+        p.add_bridge("guests", 1);
+        p.add_port("vx0", "guests", Some("up0"));
+        assert!(p.joined("guests") == vec!["guests"], "no underlay, no join");
+        p.add_port("up0", "underlay", None);
+        assert_eq!(
+            p.moves_for_underlay("up0", "underlay"),
+            vec![Move {
+                bridges: vec!["guests".into()],
+                from: 1,
+                to: 0
+            }]
+        );
+        p.set_worker("guests", 0);
+        assert!(p.moves_for_underlay("up0", "underlay").is_empty());
+    }
+
+    #[test]
+    fn forgetting_a_bridge_forgets_its_ports_and_tunnels() {
+        let mut p = two_workers();
+        p.add_port("vx0", "guests", Some("up0"));
+        p.remove_bridge("guests");
+        assert_eq!(p.port_worker("vx0"), None);
+        assert_eq!(p.port_worker("tap0"), None);
+        assert_eq!(p.joined("underlay"), vec!["underlay"]);
+        assert_eq!(p.port_worker("up0"), Some(0));
+        p.remove_port("up0");
+        assert_eq!(p.port_bridge("up0"), None);
+    }
+}
