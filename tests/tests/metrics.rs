@@ -203,7 +203,7 @@ fn scrape_during_traffic_passes_promtool_and_matches_stats() {
         must_sample(
             &during,
             "vswitch_datapath_iterations_total",
-            &[("state", "busy")]
+            &[("state", "busy"), ("worker", "0")]
         ) > 0
     );
     assert!(must_sample(&during, "vswitch_datapath_frames_per_batch_count", &[]) > 0);

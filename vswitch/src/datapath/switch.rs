@@ -410,6 +410,7 @@ impl Switch {
                     .collect();
                 let _ = reply.send(Ok(DatapathMetrics {
                     loop_counters: self.loop_counters,
+                    per_worker: vec![self.loop_counters],
                     fdb_entries,
                 }));
             }

@@ -340,20 +340,28 @@ fn evpn(f: &Families, snap: &Snapshot) -> Result<()> {
 }
 
 fn datapath(f: &Families, snap: &Snapshot) -> Result<()> {
-    let c = &snap.datapath.loop_counters;
+    let d = &snap.datapath;
+    let workers = if d.per_worker.is_empty() {
+        std::slice::from_ref(&d.loop_counters)
+    } else {
+        &d.per_worker[..]
+    };
     let iterations = f.counter(
         "vswitch_datapath_iterations_total",
-        "Poll loop iterations: busy ones received at least one frame, idle ones none.",
-        &["state"],
+        "Poll loop iterations per datapath worker: busy ones received at least one frame, idle ones none.",
+        &["worker", "state"],
     )?;
-    add(&iterations, &["busy"], c.busy_iterations)?;
-    add(&iterations, &["idle"], c.idle_iterations)?;
     let sleeps = f.counter(
         "vswitch_datapath_sleeps_total",
-        "Times the poll loop blocked in epoll after an idle spell.",
-        &[],
+        "Times a datapath worker's poll loop blocked in epoll after an idle spell.",
+        &["worker"],
     )?;
-    add(&sleeps, &[], c.sleeps)?;
+    for (w, c) in workers.iter().enumerate() {
+        let w = w.to_string();
+        add(&iterations, &[&w, "busy"], c.busy_iterations)?;
+        add(&iterations, &[&w, "idle"], c.idle_iterations)?;
+        add(&sleeps, &[&w], c.sleeps)?;
+    }
     f.0.register(Box::new(BurstHistogram::new(snap)?))?;
     Ok(())
 }

@@ -34,7 +34,10 @@ use crate::port::bond::details::BondDetails;
 /// What `Command::Metrics` returns: the figures no other command reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DatapathMetrics {
+    /// The poll loops' figures, summed over the workers.
     pub loop_counters: LoopCounters,
+    /// The same per worker, in worker order (empty: one worker, the sum).
+    pub per_worker: Vec<LoopCounters>,
     /// Per bridge, the table's entries per VLAN (only VLANs with entries).
     pub fdb_entries: Vec<(String, BTreeMap<u16, usize>)>,
 }

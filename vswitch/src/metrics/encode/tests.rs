@@ -88,6 +88,7 @@ fn snapshot() -> Snapshot {
         }],
         datapath: DatapathMetrics {
             loop_counters,
+            per_worker: Vec::new(),
             fdb_entries: vec![("br0".into(), BTreeMap::from([(0, 2), (10, 1)]))],
         },
         bonds: vec![(
@@ -219,9 +220,9 @@ fn table_bond_vxlan_and_loop_families() {
         r#"vswitch_evpn_local_macs{bridge="ov",vni="100"} 2"#,
         r#"vswitch_evpn_remote_macs{bridge="ov",vni="100"} 7"#,
         r#"vswitch_evpn_remote_vteps{bridge="ov",vni="100"} 1"#,
-        r#"vswitch_datapath_iterations_total{state="busy"} 1"#,
-        r#"vswitch_datapath_iterations_total{state="idle"} 2"#,
-        "vswitch_datapath_sleeps_total 1",
+        r#"vswitch_datapath_iterations_total{state="busy",worker="0"} 1"#,
+        r#"vswitch_datapath_iterations_total{state="idle",worker="0"} 2"#,
+        r#"vswitch_datapath_sleeps_total{worker="0"} 1"#,
     ] {
         assert!(
             text.lines().any(|l| l == line),
