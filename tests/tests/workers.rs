@@ -149,6 +149,34 @@ fn two_workers_each_forward_their_own_bridge() {
     let e = d.ctl_err(&["port", "del", "storage", "m2"]);
     assert!(e.contains("no port"), "{e}");
     s1.ping(&tap, 2).assert_no_loss(2);
+
+    // The operator's placement: storage moves to worker 0 with its ports and table, keeps
+    // forwarding, and stays there across a restart; a worker that does not run is refused.
+    d.ctl(&["bridge", "set", "storage", "worker=0"]);
+    assert_eq!(worker_of(&d, "storage"), 0);
+    assert!(
+        d.fdb("storage")
+            .iter()
+            .any(|e| e["mac"] == tap.mac.as_str()),
+        "the table moved with the bridge"
+    );
+    s1.ping(&tap, 3).assert_no_loss(3);
+    let e = d.ctl_err(&["bridge", "add", "extra", "worker=2"]);
+    assert!(e.contains("--workers 3"), "{e}");
+    let e = d.ctl_err(&["bridge", "set", "guests", "worker=7"]);
+    assert!(e.contains("0 to 1"), "{e}");
+    d.ctl(&["bridge", "add", "pinned", "worker=0"]);
+    let mut d = d;
+    d.restart();
+    assert_eq!(
+        workers_of(&d),
+        [
+            ("guests".to_string(), 1),
+            ("pinned".to_string(), 0),
+            ("storage".to_string(), 0)
+        ],
+        "explicit places kept, guests to the least loaded"
+    );
 }
 
 /// Host `n` of the overlay test: a daemon with two workers, bridges "underlay" (worker 0) and

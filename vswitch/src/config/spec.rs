@@ -16,6 +16,9 @@ pub const MAX_ALLOWED_MACS: usize = 64;
 
 /// Largest table an operator may ask for per bridge (about 100 MiB).
 pub const MAX_MAC_TABLE_SIZE: usize = 4 * 1024 * 1024;
+/// Most datapath workers `vswitchd --workers` starts.
+pub const MAX_WORKERS: usize = 64;
+
 /// Longest aging time accepted: a day. Longer is almost surely a typo.
 pub const MAX_AGING_SECS: u64 = 86_400;
 
@@ -59,10 +62,13 @@ pub struct BridgeSpec {
     pub mac_table_size: usize,
     /// The VLANs guest (tap) ports may use, when the operator set a range.
     pub guest_vlans: Option<VlanSet>,
+    /// The datapath worker to run the bridge on (`vswitchd --workers`);
+    /// None: the least loaded one.
+    pub worker: Option<usize>,
 }
 
 impl BridgeSpec {
-    pub const KEYS: &'static [&'static str] = &["aging", "mac_table_size", "guest_vlans"];
+    pub const KEYS: &'static [&'static str] = &["aging", "mac_table_size", "guest_vlans", "worker"];
 
     pub fn parse(options: &Options) -> Result<BridgeSpec, String> {
         reject_unknown(options, Self::KEYS)?;
@@ -88,10 +94,18 @@ impl BridgeSpec {
             .get("guest_vlans")
             .map(|v| VlanSet::parse(v).map_err(|e| format!("guest_vlans: {e}")))
             .transpose()?;
+        let worker = match options.get("worker") {
+            Some(v) => Some(parse_number::<usize>("worker", v)?),
+            None => None,
+        };
+        if let Some(w) = worker.filter(|w| *w >= MAX_WORKERS) {
+            return Err(format!("worker={w} out of range: 0 to {}", MAX_WORKERS - 1));
+        }
         Ok(BridgeSpec {
             aging_secs,
             mac_table_size,
             guest_vlans,
+            worker,
         })
     }
 

@@ -48,6 +48,7 @@ impl Executor {
                 name: b.name.clone(),
                 aging_secs: spec.aging_secs,
                 max_entries: spec.mac_table_size,
+                worker: spec.worker,
                 reply,
             }) {
                 tracing::error!(bridge = %b.name, "restoring bridge: {e}");
@@ -255,6 +256,7 @@ impl Executor {
             return Err(format!("bridge {bridge:?} exists already"));
         }
         let spec = BridgeSpec::parse(&options)?;
+        self.check_worker(spec.worker)?;
         let mut next = self.config.clone();
         next.bridges.push(BridgeConfig {
             name: bridge.clone(),
@@ -267,6 +269,7 @@ impl Executor {
             name: bridge,
             aging_secs: spec.aging_secs,
             max_entries: spec.mac_table_size,
+            worker: spec.worker,
             reply,
         })
         .await?;
@@ -292,15 +295,28 @@ impl Executor {
                 "mac_table_size can only be set when the bridge is created (bridge add)".into(),
             );
         }
+        self.check_worker(spec.worker)?;
         let mut next = self.config.clone();
         next.bridge_mut(&bridge).expect("checked above").options = merged;
-        self.commit(next, |reply| Command::SetAging {
+        self.commit(next, |reply| Command::SetBridge {
             bridge,
-            secs: spec.aging_secs,
+            aging_secs: spec.aging_secs,
+            worker: spec.worker,
             reply,
         })
         .await?;
         Ok(Reply::done())
+    }
+
+    /// A bridge's `worker=` must name one of the running workers.
+    fn check_worker(&self, worker: Option<usize>) -> Result<(), String> {
+        let workers = self.datapath.workers();
+        match worker {
+            Some(worker) if worker >= workers => {
+                Err(crate::datapath::DatapathError::NoSuchWorker { worker, workers }.to_string())
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn bridge_del(&mut self, bridge: String) -> Outcome {
@@ -339,6 +355,7 @@ impl Executor {
                     aging_secs: 0,
                     mac_table_size: 0,
                     guest_vlans: None,
+                    worker: None,
                 });
                 let state = states.iter().find(|s| s.name == b.name);
                 BridgeInfo {

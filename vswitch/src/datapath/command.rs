@@ -33,6 +33,8 @@ pub enum DatapathError {
     Readiness(String),
     #[error("port {0:?} is not a tunnel, or does not carry that VLAN")]
     NotTunnel(String),
+    #[error("worker={worker}: vswitchd runs {workers} datapath worker(s), 0 to {last}; start it with --workers {need} to use it", last = workers - 1, need = worker + 1)]
+    NoSuchWorker { worker: usize, workers: usize },
     #[error("the datapath thread is not running")]
     Gone,
     #[error("port {0:?} already has a capture running (one capture per port)")]
@@ -61,11 +63,18 @@ pub enum Command {
         name: String,
         aging_secs: u64,
         max_entries: usize,
+        /// The worker to run it on; None, or one that does not exist (a
+        /// configuration from a daemon with more workers): the least
+        /// loaded.
+        worker: Option<usize>,
         reply: Reply<()>,
     },
-    SetAging {
+    SetBridge {
         bridge: String,
-        secs: u64,
+        aging_secs: u64,
+        /// Move the bridge (and every bridge joined to it by a tunnel) to
+        /// this worker; None: leave it where it runs.
+        worker: Option<usize>,
         reply: Reply<()>,
     },
     DelBridge {

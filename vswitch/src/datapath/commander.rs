@@ -148,18 +148,31 @@ impl Commander {
                 name,
                 aging_secs,
                 max_entries,
+                worker,
                 reply,
             } => {
                 let _change = self.shared.changes.lock().await;
                 let r = if self.placement().bridge_worker(&name).is_some() {
                     Err(DatapathError::BridgeExists(name))
                 } else {
-                    let w = self.placement().pick_worker();
+                    let workers = self.shared.workers.len();
+                    let w = match worker {
+                        Some(w) if w < workers => w,
+                        Some(w) => {
+                            tracing::warn!(
+                                bridge = %name,
+                                "worker={w} does not exist ({workers} workers): the bridge goes to the least loaded"
+                            );
+                            self.placement().pick_worker()
+                        }
+                        None => self.placement().pick_worker(),
+                    };
                     let r = self
                         .ask(w, |reply| Command::AddBridge {
                             name: name.clone(),
                             aging_secs,
                             max_entries,
+                            worker: Some(w),
                             reply,
                         })
                         .await;
@@ -168,6 +181,17 @@ impl Commander {
                     }
                     r
                 };
+                let _ = reply.send(r);
+                return Ok(());
+            }
+            Command::SetBridge {
+                bridge,
+                aging_secs,
+                worker,
+                reply,
+            } => {
+                let _change = self.shared.changes.lock().await;
+                let r = self.set_bridge(bridge, aging_secs, worker).await;
                 let _ = reply.send(r);
                 return Ok(());
             }
@@ -280,8 +304,7 @@ impl Commander {
     /// Where a command that changes nothing of what exists goes.
     fn route_of(&self, cmd: &Command) -> Route {
         match cmd {
-            Command::SetAging { bridge, .. }
-            | Command::FdbDel { bridge, .. }
+            Command::FdbDel { bridge, .. }
             | Command::FdbFlush { bridge, .. }
             | Command::FdbDump { bridge, .. }
             | Command::EvpnAttach { bridge, .. }
@@ -352,6 +375,46 @@ impl Commander {
         Ok(())
     }
 
+    /// `bridge set`: the bridge (with what is joined to it) moves to
+    /// `worker` if given, then its worker sets its aging.
+    async fn set_bridge(
+        &self,
+        bridge: String,
+        aging_secs: u64,
+        worker: Option<usize>,
+    ) -> Result<(), DatapathError> {
+        let workers = self.shared.workers.len();
+        if let Some(w) = worker.filter(|w| *w >= workers) {
+            return Err(DatapathError::NoSuchWorker { worker: w, workers });
+        }
+        let planned = {
+            let p = self.placement();
+            if p.bridge_worker(&bridge).is_none() {
+                return Err(DatapathError::NoSuchBridge(bridge));
+            }
+            worker.and_then(|w| p.move_to(&bridge, w))
+        };
+        if let Some(m) = planned {
+            self.move_bridges(m).await?;
+        }
+        let w = self
+            .placement()
+            .bridge_worker(&bridge)
+            .ok_or_else(|| DatapathError::NoSuchBridge(bridge.clone()))?;
+        self.ask(w, |reply| Command::SetBridge {
+            bridge: bridge.clone(),
+            aging_secs,
+            worker,
+            reply,
+        })
+        .await
+    }
+
+    /// The number of workers.
+    pub fn workers(&self) -> usize {
+        self.shared.workers.len()
+    }
+
     /// Moves bridges, ports and tables from one worker to another.
     async fn move_bridges(&self, m: Move) -> Result<(), DatapathError> {
         let names = m.bridges.clone();
@@ -369,7 +432,7 @@ impl Commander {
             bridges = ?moved,
             from = m.from,
             to = m.to,
-            "bridges joined by a tunnel moved to one datapath worker"
+            "bridges moved to another datapath worker"
         );
         Ok(())
     }
@@ -401,8 +464,7 @@ fn merge_metrics(parts: Vec<DatapathMetrics>) -> DatapathMetrics {
 /// Answers a command with `e` without sending it anywhere.
 fn refuse(cmd: Command, e: DatapathError) {
     match cmd {
-        Command::SetAging { reply, .. }
-        | Command::FdbDel { reply, .. }
+        Command::FdbDel { reply, .. }
         | Command::FdbFlush { reply, .. }
         | Command::FdbAdd { reply, .. }
         | Command::SetPortPolicy { reply, .. }

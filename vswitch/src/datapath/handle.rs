@@ -101,6 +101,11 @@ impl DatapathHandle {
         block_on(self.commander.call(make))
     }
 
+    /// How many workers run.
+    pub fn workers(&self) -> usize {
+        self.commander.workers()
+    }
+
     /// A sender of commands for other tasks (the EVPN sessions); it does
     /// not own the threads.
     pub fn commander(&self) -> Commander {

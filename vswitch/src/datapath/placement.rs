@@ -129,6 +129,17 @@ impl Placement {
         seen.into_iter().collect()
     }
 
+    /// What must move for `bridge` to run on worker `to`: it and every
+    /// bridge joined to it. None if it runs there already (or is unknown).
+    pub fn move_to(&self, bridge: &str, to: usize) -> Option<Move> {
+        let from = self.bridge_worker(bridge)?;
+        (from != to && to < self.workers).then(|| Move {
+            bridges: self.joined(bridge),
+            from,
+            to,
+        })
+    }
+
     /// What must move before tunnel port `tunnel` joins `bridge` with its
     /// underlay `underlay`: the tunnel's bridge, and every bridge joined to
     /// it, to the underlay's worker. None if they share one already, or
@@ -205,6 +216,26 @@ mod tests {
         p.remove_bridge("b");
         assert_eq!(p.pick_worker(), 1, "a freed worker is filled first");
         assert_eq!(Placement::new(0).pick_worker(), 0, "at least one worker");
+    }
+
+    #[test]
+    fn an_operator_moves_a_bridge_with_what_is_joined_to_it() {
+        let mut p = two_workers();
+        assert_eq!(
+            p.move_to("guests", 0),
+            Some(Move {
+                bridges: vec!["guests".into()],
+                from: 1,
+                to: 0
+            })
+        );
+        assert_eq!(p.move_to("guests", 1), None, "already there");
+        assert_eq!(p.move_to("guests", 2), None, "no worker 2");
+        assert_eq!(p.move_to("nope", 0), None);
+        p.add_port("vx0", "guests", Some("up0"));
+        p.set_worker("guests", 0);
+        let m = p.move_to("underlay", 1).unwrap();
+        assert_eq!(m.bridges, vec!["guests", "underlay"]);
     }
 
     #[test]

@@ -265,15 +265,19 @@ impl Switch {
                 aging_secs,
                 max_entries,
                 reply,
+                ..
             } => {
                 let _ = reply.send(self.add_bridge(name, aging_secs, max_entries));
             }
-            Command::SetAging {
+            Command::SetBridge {
                 bridge,
-                secs,
+                aging_secs,
                 reply,
+                ..
             } => {
-                let r = self.bridge_mut(&bridge).map(|b| b.fdb.set_aging_secs(secs));
+                let r = self
+                    .bridge_mut(&bridge)
+                    .map(|b| b.fdb.set_aging_secs(aging_secs));
                 let _ = reply.send(r);
             }
             Command::DelBridge { name, reply } => {

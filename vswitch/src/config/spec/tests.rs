@@ -26,16 +26,21 @@ fn bridge_options() {
             aging_secs: 300,
             mac_table_size: 65536,
             guest_vlans: None,
+            worker: None,
         }
     );
     let s = BridgeSpec::parse(&opts(&[("aging", "10"), ("mac_table_size", "8")])).unwrap();
     assert_eq!((s.aging_secs, s.mac_table_size), (10, 8));
+    let s = BridgeSpec::parse(&opts(&[("worker", "63")])).unwrap();
+    assert_eq!(s.worker, Some(63));
     for bad in [
         opts(&[("aging", "abc")]),
         opts(&[("aging", "0")]),
         opts(&[("aging", "-5")]),
         opts(&[("aging", "86401")]),
         opts(&[("mac_table_size", "0")]),
+        opts(&[("worker", "64")]),
+        opts(&[("worker", "-1")]),
         opts(&[("colour", "red")]),
     ] {
         assert!(BridgeSpec::parse(&bad).is_err(), "{bad:?}");

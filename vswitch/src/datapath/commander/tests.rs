@@ -19,6 +19,7 @@ fn add_bridge(dp: &DatapathHandle, name: &str) -> Result<(), DatapathError> {
         name: name.into(),
         aging_secs: 300,
         max_entries: 64,
+        worker: None,
         reply,
     })
 }
@@ -148,12 +149,69 @@ fn commands_reach_the_worker_of_what_they_name() {
     })
     .unwrap();
     add_port(&dp, "x", "p3").expect("p3 went with its bridge");
+
+    // An operator's placement: x moves to worker 1 with its port and table.
+    let set = |worker: Option<usize>| {
+        dp.call_blocking(|reply| Command::SetBridge {
+            bridge: "x".into(),
+            aging_secs: 60,
+            worker,
+            reply,
+        })
+    };
+    assert_eq!(
+        set(Some(2)),
+        Err(DatapathError::NoSuchWorker {
+            worker: 2,
+            workers: 2
+        })
+    );
+    set(Some(1)).unwrap();
+    assert_eq!(
+        workers(&dp),
+        vec![("x".into(), 1, vec!["p1".into(), "p3".into()])]
+    );
+    set(None).unwrap();
+    let states = dp
+        .call_blocking(|reply| Command::Bridges { reply })
+        .unwrap();
+    assert_eq!(
+        (states[0].worker, states[0].aging_secs),
+        (1, 60),
+        "stays put"
+    );
     add_bridge(&dp, "w").unwrap();
-    assert_eq!(workers(&dp)[0], ("w".into(), 1, vec![]));
+    assert_eq!(workers(&dp)[0], ("w".into(), 0, vec![]));
+    let explicit = dp.call_blocking(|reply| Command::AddBridge {
+        name: "v".into(),
+        aging_secs: 300,
+        max_entries: 64,
+        worker: Some(1),
+        reply,
+    });
+    explicit.unwrap();
+    let gone_worker = dp.call_blocking(|reply| Command::AddBridge {
+        name: "u".into(),
+        aging_secs: 300,
+        max_entries: 64,
+        worker: Some(9),
+        reply,
+    });
+    gone_worker.expect("a worker that does not exist: the least loaded instead");
+    let placed: Vec<(String, usize)> = workers(&dp).into_iter().map(|(b, w, _)| (b, w)).collect();
+    assert_eq!(
+        placed,
+        vec![
+            ("u".into(), 0),
+            ("v".into(), 1),
+            ("w".into(), 0),
+            ("x".into(), 1)
+        ]
+    );
     let m = dp
         .call_blocking(|reply| Command::Metrics { reply })
         .unwrap();
     let mut tables: Vec<_> = m.fdb_entries.iter().map(|(b, _)| b.clone()).collect();
     tables.sort();
-    assert_eq!(tables, ["w", "x"]);
+    assert_eq!(tables, ["u", "v", "w", "x"]);
 }

@@ -30,6 +30,7 @@ fn commands_build_and_tear_down() {
             name: br.into(),
             aging_secs: 300,
             max_entries: 100,
+            worker: None,
             reply,
         })
         .unwrap();
@@ -38,6 +39,7 @@ fn commands_build_and_tear_down() {
         name: "a".into(),
         aging_secs: 300,
         max_entries: 100,
+        worker: None,
         reply,
     });
     assert_eq!(dup, Err(DatapathError::BridgeExists("a".into())));
@@ -114,6 +116,7 @@ fn poll_once_forwards_between_loopback_ports() {
         name: "a".into(),
         aging_secs: 2,
         max_entries: 100,
+        worker: None,
         reply,
     })
     .unwrap();
@@ -187,6 +190,7 @@ fn evpn_attaches_snoops_installs_and_detaches() {
             name: br.into(),
             aging_secs: 300,
             max_entries: 100,
+            worker: None,
             reply,
         })
         .unwrap();

@@ -179,6 +179,7 @@ async fn datapath() -> DatapathHandle {
             name: b.into(),
             aging_secs: 300,
             max_entries: 1024,
+            worker: None,
             reply,
         })
         .await
