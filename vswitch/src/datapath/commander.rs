@@ -2,9 +2,9 @@
 //! runs the bridge or port it names (`placement`), the ones about every
 //! bridge or port go to all workers and their answers are merged.
 //!
-//! Changes of what exists (bridges and ports added or deleted, and the
-//! moves they cause) are applied one at a time, so the map always says
-//! what the workers run. Everything else only reads the map.
+//! Commands are routed one at a time: changes of what exists (bridges and
+//! ports added or deleted, and the moves they cause) complete before the
+//! next command reads the map, so the map always says what the workers run.
 
 use std::sync::{Arc, Mutex};
 
@@ -25,8 +25,8 @@ pub(super) struct WorkerLink {
 struct Shared {
     workers: Vec<WorkerLink>,
     placement: Mutex<Placement>,
-    /// Held while a change of what exists is applied.
-    changes: tokio::sync::Mutex<()>,
+    /// Held while a command is routed (and, for a change, applied).
+    routing: tokio::sync::Mutex<()>,
 }
 
 /// Sends commands to the datapath from any task; cheap to clone.
@@ -49,7 +49,7 @@ impl Commander {
             shared: Arc::new(Shared {
                 workers,
                 placement,
-                changes: tokio::sync::Mutex::new(()),
+                routing: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -95,6 +95,18 @@ impl Commander {
         let (tx, rx) = oneshot::channel();
         self.send_to(worker, make(tx))?;
         rx.await.map_err(|_| DatapathError::Gone)?
+    }
+
+    /// Asks the worker `route` names, or answers its refusal.
+    async fn ask_route<T>(
+        &self,
+        route: Route,
+        make: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, DatapathError> {
+        match route {
+            Route::Worker(w) => self.ask(w, make).await,
+            Route::Refuse(e) => Err(e),
+        }
     }
 
     /// Asks every worker, in order.
@@ -143,6 +155,11 @@ impl Commander {
     /// Sends `cmd` where it belongs, or answers it here; Err only if the
     /// datapath is gone.
     async fn dispatch(&self, cmd: Command) -> Result<(), DatapathError> {
+        // One command at a time is routed: a change (and the move it may
+        // cause) completes before the next command reads the map, so none
+        // is sent to a worker a bridge just left, and no listing misses a
+        // bridge in transit. Routed commands hold it only until sent.
+        let _routing = self.shared.routing.lock().await;
         let route = match cmd {
             Command::AddBridge {
                 name,
@@ -151,7 +168,6 @@ impl Commander {
                 worker,
                 reply,
             } => {
-                let _change = self.shared.changes.lock().await;
                 let r = if self.placement().bridge_worker(&name).is_some() {
                     Err(DatapathError::BridgeExists(name))
                 } else {
@@ -190,28 +206,21 @@ impl Commander {
                 worker,
                 reply,
             } => {
-                let _change = self.shared.changes.lock().await;
                 let r = self.set_bridge(bridge, aging_secs, worker).await;
                 let _ = reply.send(r);
                 return Ok(());
             }
             Command::DelBridge { name, reply } => {
-                let _change = self.shared.changes.lock().await;
-                let r = match self.bridge_route(&name) {
-                    Route::Refuse(e) => Err(e),
-                    Route::Worker(w) => {
-                        let r = self
-                            .ask(w, |reply| Command::DelBridge {
-                                name: name.clone(),
-                                reply,
-                            })
-                            .await;
-                        if r.is_ok() {
-                            self.placement().remove_bridge(&name);
-                        }
-                        r
-                    }
-                };
+                let route = self.bridge_route(&name);
+                let r = self
+                    .ask_route(route, |reply| Command::DelBridge {
+                        name: name.clone(),
+                        reply,
+                    })
+                    .await;
+                if r.is_ok() {
+                    self.placement().remove_bridge(&name);
+                }
                 let _ = reply.send(r);
                 return Ok(());
             }
@@ -222,28 +231,21 @@ impl Commander {
                 policy,
                 reply,
             } => {
-                let _change = self.shared.changes.lock().await;
                 let r = self.add_port(bridge, name, port, policy).await;
                 let _ = reply.send(r);
                 return Ok(());
             }
             Command::DelPort { name, reply } => {
-                let _change = self.shared.changes.lock().await;
-                let r = match self.port_route(&name) {
-                    Route::Refuse(e) => Err(e),
-                    Route::Worker(w) => {
-                        let r = self
-                            .ask(w, |reply| Command::DelPort {
-                                name: name.clone(),
-                                reply,
-                            })
-                            .await;
-                        if r.is_ok() {
-                            self.placement().remove_port(&name);
-                        }
-                        r
-                    }
-                };
+                let route = self.port_route(&name);
+                let r = self
+                    .ask_route(route, |reply| Command::DelPort {
+                        name: name.clone(),
+                        reply,
+                    })
+                    .await;
+                if r.is_ok() {
+                    self.placement().remove_port(&name);
+                }
                 let _ = reply.send(r);
                 return Ok(());
             }
