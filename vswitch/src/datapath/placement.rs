@@ -266,6 +266,39 @@ mod tests {
     }
 
     #[test]
+    fn a_chain_of_tunnels_moves_as_one() {
+        // c's tunnel rides a port of b, b's tunnel rides a port of a.
+        let mut p = Placement::new(3);
+        for (b, w) in [("a", 0), ("b", 0), ("c", 0), ("d", 1)] {
+            p.add_bridge(b, w);
+        }
+        p.add_port("a0", "a", None);
+        p.add_port("b0", "b", None);
+        p.add_port("vb", "b", Some("a0"));
+        p.add_port("vc", "c", Some("b0"));
+        assert_eq!(p.joined("c"), vec!["a", "b", "c"]);
+        let m = p.move_to("a", 2).unwrap();
+        assert_eq!(m.bridges, vec!["a", "b", "c"]);
+        // d joins the chain through a tunnel over c's... port c0 once it exists.
+        p.add_port("vd", "d", Some("c0"));
+        p.add_port("c0", "c", None);
+        assert_eq!(
+            p.joined("a"),
+            vec!["a", "b", "c", "d"],
+            "three tunnels deep"
+        );
+        let moves = p.moves_for_underlay("c0", "c");
+        assert_eq!(
+            moves,
+            vec![Move {
+                bridges: vec!["d".into()],
+                from: 1,
+                to: 0
+            }]
+        );
+    }
+
+    #[test]
     fn an_underlay_added_after_its_tunnel_pulls_the_tunnel_over() {
         let mut p = Placement::new(2);
         p.add_bridge("underlay", 0);
@@ -283,6 +316,109 @@ mod tests {
         );
         p.set_worker("guests", 0);
         assert!(p.moves_for_underlay("up0", "underlay").is_empty());
+    }
+
+    /// One step of the property test, as the commander takes it.
+    #[derive(Debug, Clone)]
+    enum Op {
+        AddBridge(u8, Option<u8>),
+        DelBridge(u8),
+        AddPort(u8, u8),
+        /// A tunnel port on a bridge, over an underlay port (which may not exist).
+        AddTunnel(u8, u8, u8),
+        DelPort(u8),
+        SetWorker(u8, u8),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0..6u8, proptest::option::of(0..4u8)).prop_map(|(b, w)| Op::AddBridge(b, w)),
+            (0..6u8).prop_map(Op::DelBridge),
+            (0..6u8, 0..12u8).prop_map(|(b, p)| Op::AddPort(b, p)),
+            (0..6u8, 0..12u8, 0..12u8).prop_map(|(b, t, u)| Op::AddTunnel(b, t, u)),
+            (0..12u8).prop_map(Op::DelPort),
+            (0..6u8, 0..4u8).prop_map(|(b, w)| Op::SetWorker(b, w)),
+        ]
+    }
+
+    /// Applies a move as the workers would: every bridge named was on
+    /// `from` and is on `to` afterwards.
+    fn apply(p: &mut Placement, m: &Move) {
+        for b in &m.bridges {
+            assert_eq!(
+                p.bridge_worker(b),
+                Some(m.from),
+                "{b} moves from where it runs: {m:?}"
+            );
+            p.set_worker(b, m.to);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+        /// Whatever the operators and the configuration do, a tunnel whose underlay exists
+        /// runs on its underlay's worker, and every move takes bridges from where they run.
+        #[test]
+        fn joined_bridges_always_share_a_worker(
+            workers in 1..4usize,
+            ops in proptest::collection::vec(op(), 1..60),
+        ) {
+            let mut p = Placement::new(workers);
+            let bridge = |b: u8| format!("b{b}");
+            let port = |x: u8| format!("p{x}");
+            for op in ops {
+                match op {
+                    Op::AddBridge(b, w) => {
+                        if p.bridge_worker(&bridge(b)).is_none() {
+                            let w = w.map(usize::from).filter(|w| *w < workers);
+                            p.add_bridge(&bridge(b), w.unwrap_or_else(|| p.pick_worker()));
+                        }
+                    }
+                    Op::DelBridge(b) => p.remove_bridge(&bridge(b)),
+                    Op::AddPort(b, x) => {
+                        if p.bridge_worker(&bridge(b)).is_some() && p.port_bridge(&port(x)).is_none() {
+                            p.add_port(&port(x), &bridge(b), None);
+                            for m in p.moves_for_underlay(&port(x), &bridge(b)) {
+                                apply(&mut p, &m);
+                            }
+                        }
+                    }
+                    Op::AddTunnel(b, t, u) => {
+                        let (b, t, u) = (bridge(b), port(t), port(u));
+                        if p.bridge_worker(&b).is_some() && p.port_bridge(&t).is_none() && t != u {
+                            if let Some(m) = p.move_for_tunnel(&b, &u) {
+                                apply(&mut p, &m);
+                            }
+                            p.add_port(&t, &b, Some(&u));
+                            for m in p.moves_for_underlay(&t, &b) {
+                                apply(&mut p, &m);
+                            }
+                        }
+                    }
+                    Op::DelPort(x) => p.remove_port(&port(x)),
+                    Op::SetWorker(b, w) => {
+                        if let Some(m) = p.move_to(&bridge(b), usize::from(w)) {
+                            apply(&mut p, &m);
+                        }
+                    }
+                }
+                for (tunnel, underlay) in &p.underlays {
+                    let (Some(tb), Some(ub)) = (p.ports.get(tunnel), p.ports.get(underlay)) else {
+                        continue;
+                    };
+                    proptest::prop_assert_eq!(
+                        p.bridge_worker(tb),
+                        p.bridge_worker(ub),
+                        "tunnel {} on {} and its underlay {} on {}",
+                        tunnel, tb, underlay, ub
+                    );
+                }
+                for w in p.bridges.values() {
+                    proptest::prop_assert!(*w < workers);
+                }
+            }
+        }
     }
 
     #[test]
