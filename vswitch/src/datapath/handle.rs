@@ -137,9 +137,10 @@ impl Wake for ThreadWaker {
     }
 }
 
-/// Runs a future to completion on this thread. The commander's futures only
-/// wait on the workers' replies, so no runtime is needed, and this works
-/// inside one as well (it blocks the thread, as `blocking_recv` would).
+/// Runs a future to completion on this thread. The commander's futures wait
+/// only on the workers' replies and on the routing lock, so no runtime is
+/// needed. Not for a runtime thread whose tasks may hold that lock: it would
+/// wait for a task that cannot run (startup restores from `spawn_blocking`).
 fn block_on<F: std::future::Future>(fut: F) -> F::Output {
     let mut fut = std::pin::pin!(fut);
     let waker = TaskWaker::from(Arc::new(ThreadWaker(std::thread::current())));
