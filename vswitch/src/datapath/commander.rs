@@ -451,13 +451,11 @@ impl Commander {
     }
 }
 
-/// The workers' figures as one: loop counters summed and kept per worker,
-/// tables listed.
+/// The workers' figures as one: loop counters per worker, tables listed.
 fn merge_metrics(parts: Vec<DatapathMetrics>) -> DatapathMetrics {
     let mut all = DatapathMetrics::default();
     for m in parts {
-        all.loop_counters.add(&m.loop_counters);
-        all.per_worker.push(m.loop_counters);
+        all.per_worker.extend(m.per_worker);
         all.fdb_entries.extend(m.fdb_entries);
     }
     all

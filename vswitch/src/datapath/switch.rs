@@ -413,7 +413,6 @@ impl Switch {
                     .map(|b| (b.name.clone(), b.fdb.entries_per_vlan()))
                     .collect();
                 let _ = reply.send(Ok(DatapathMetrics {
-                    loop_counters: self.loop_counters,
                     per_worker: vec![self.loop_counters],
                     fdb_entries,
                 }));

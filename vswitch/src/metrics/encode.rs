@@ -7,7 +7,7 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Bucket, Histogram, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
-use super::Snapshot;
+use super::{LoopCounters, Snapshot};
 use crate::pipeline::counters::DropReason;
 
 /// The LACP state bit "Synchronization" (802.1AX-2014, 6.4.2.3).
@@ -340,11 +340,11 @@ fn evpn(f: &Families, snap: &Snapshot) -> Result<()> {
 }
 
 fn datapath(f: &Families, snap: &Snapshot) -> Result<()> {
-    let d = &snap.datapath;
-    let workers = if d.per_worker.is_empty() {
-        std::slice::from_ref(&d.loop_counters)
-    } else {
-        &d.per_worker[..]
+    // A datapath always has a worker; a snapshot without one shows zeros.
+    let idle = [LoopCounters::default()];
+    let workers = match &snap.datapath.per_worker[..] {
+        [] => &idle[..],
+        w => w,
     };
     let iterations = f.counter(
         "vswitch_datapath_iterations_total",
@@ -378,7 +378,7 @@ const BURST_HELP: &str = "Frames per non-empty receive burst (one port's rx_burs
 
 impl BurstHistogram {
     fn new(snap: &Snapshot) -> Result<Self> {
-        let c = &snap.datapath.loop_counters;
+        let c = &snap.datapath.total();
         let desc = Desc::new(
             BURST_NAME.into(),
             BURST_HELP.into(),

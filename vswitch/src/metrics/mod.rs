@@ -34,12 +34,21 @@ use crate::port::bond::details::BondDetails;
 /// What `Command::Metrics` returns: the figures no other command reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DatapathMetrics {
-    /// The poll loops' figures, summed over the workers.
-    pub loop_counters: LoopCounters,
-    /// The same per worker, in worker order (empty: one worker, the sum).
+    /// Each datapath worker's poll-loop figures, in worker order.
     pub per_worker: Vec<LoopCounters>,
     /// Per bridge, the table's entries per VLAN (only VLANs with entries).
     pub fdb_entries: Vec<(String, BTreeMap<u16, usize>)>,
+}
+
+impl DatapathMetrics {
+    /// The workers' figures summed.
+    pub fn total(&self) -> LoopCounters {
+        let mut sum = LoopCounters::default();
+        for c in &self.per_worker {
+            sum.add(c);
+        }
+        sum
+    }
 }
 
 /// One remote VTEP of a VXLAN port, as its `port show` details report it.

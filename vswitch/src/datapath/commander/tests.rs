@@ -211,6 +211,10 @@ fn commands_reach_the_worker_of_what_they_name() {
     let m = dp
         .call_blocking(|reply| Command::Metrics { reply })
         .unwrap();
+    assert_eq!(m.per_worker.len(), 2, "each worker's loop counters");
+    let mut sum = m.per_worker[0];
+    sum.add(&m.per_worker[1]);
+    assert_eq!(sum, m.total());
     let mut tables: Vec<_> = m.fdb_entries.iter().map(|(b, _)| b.clone()).collect();
     tables.sort();
     assert_eq!(tables, ["u", "v", "w", "x"]);

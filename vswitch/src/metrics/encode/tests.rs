@@ -87,8 +87,7 @@ fn snapshot() -> Snapshot {
             worker: 0,
         }],
         datapath: DatapathMetrics {
-            loop_counters,
-            per_worker: Vec::new(),
+            per_worker: vec![loop_counters],
             fdb_entries: vec![("br0".into(), BTreeMap::from([(0, 2), (10, 1)]))],
         },
         bonds: vec![(
