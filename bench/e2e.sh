@@ -17,7 +17,9 @@
 # linux-bridge, vswitchd-afpacket, vswitchd-afxdp, vswitchd-tap(-uring), ovs-afpacket (netdev
 # datapath, AF_PACKET "system" ports), ovs-afxdp, ovs-afpacket-tso (userspace-tso-enable), and
 # vswitchd-null (a null source and sink: frames/s per datapath core, no kernel involved), and
-# vswitchd-null-2w (the same on two bridges, vswitchd --workers 2: how it scales).
+# vswitchd-null-2w (the same on two bridges, vswitchd --workers 2: how it scales), and
+# vswitchd-null-all (one bridge worker=all on two workers, a source and a sink shard on each:
+# how one bridge scales, its replicas sharing what they learn).
 # Medians over RUNS are printed as a table with ratios against linux-bridge and ovs-afpacket,
 # and written as JSON.
 #
@@ -37,7 +39,7 @@ ROOT=$PWD
 . "$ROOT/bench/lib.sh"
 
 RUNS=3 SECS=10 OFFLOADS=on ONLY="" JSON_OUT="$ROOT/target/e2e.json" NULL_MACS=1024
-ALL_CONFIGS="generator linux-bridge vswitchd-afpacket vswitchd-afxdp vswitchd-tap vswitchd-tap-uring ovs-afpacket ovs-afxdp ovs-afpacket-tso vswitchd-null vswitchd-null-2w"
+ALL_CONFIGS="generator linux-bridge vswitchd-afpacket vswitchd-afxdp vswitchd-tap vswitchd-tap-uring ovs-afpacket ovs-afxdp ovs-afpacket-tso vswitchd-null vswitchd-null-2w vswitchd-null-all"
 while [ $# -gt 0 ]; do
     case $1 in
         --runs) RUNS=$2; shift 2 ;;
@@ -323,14 +325,18 @@ run_vswitchd_tap() { # $1: the ports' io= (syscalls or uring)
 # $1 workers (vswitchd --workers): one bridge per worker, each with its own source and sink,
 # so the row shows how the figure scales with datapath threads; the CPU is summed over them,
 # and the per-core figure is the delivered rate over the cores they used.
+# $2 "all": one bridge on every worker (worker=all) instead, whose source and sink have a
+# shard on each worker.
 run_vswitchd_null() {
-    local workers=${1:-1} err r w table=$((2 * NULL_MACS))
+    local workers=${1:-1} err r w table=$((2 * NULL_MACS)) bridges=${1:-1} spread=""
     [ $table -lt 65536 ] && table=65536
-    VS_ARGS="--workers $workers" vs_start "mac_table_size=$table"
-    for w in $(seq 1 $((workers - 1))); do
+    if [ "${2:-}" = all ]; then bridges=1; spread=worker=all; fi
+    # shellcheck disable=SC2086 # $spread: one option or none
+    VS_ARGS="--workers $workers" vs_start "mac_table_size=$table" $spread
+    for w in $(seq 1 $((bridges - 1))); do
         vsctl bridge add "br$w" "mac_table_size=$table" >/dev/null
     done
-    for w in $(seq 0 $((workers - 1))); do
+    for w in $(seq 0 $((bridges - 1))); do
         if ! err=$(vsctl port add "br$w" "sink$w" type=null role=sink "learn_macs=$NULL_MACS"); then
             skip "vsctl port add type=null failed: $(echo "$err" | tail -1)"
             vs_stop
@@ -338,7 +344,7 @@ run_vswitchd_null() {
         fi
     done
     sleep 0.5
-    for w in $(seq 0 $((workers - 1))); do
+    for w in $(seq 0 $((bridges - 1))); do
         vsctl port add "br$w" "gen$w" type=null role=source "flows=$NULL_MACS" frame_len=60 >/dev/null
     done
     local stats="" t
@@ -474,6 +480,7 @@ for CONFIG in $ALL_CONFIGS; do
         vswitchd-tap-uring) run_vswitchd_tap uring ;;
         vswitchd-null) run_vswitchd_null 1 ;;
         vswitchd-null-2w) run_vswitchd_null 2 ;;
+        vswitchd-null-all) run_vswitchd_null 2 all ;;
         ovs-afpacket) run_ovs system "" ;;
         ovs-afxdp) run_ovs afxdp "" ;;
         ovs-afpacket-tso) run_ovs system "userspace-tso-enable=true" ;;

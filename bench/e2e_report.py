@@ -99,12 +99,13 @@ def main():
                 f"{cores} = {m['mpps_per_core']:.3f} Mpps per core (null source -> sink)"
             )
     one = rows.get("vswitchd-null", {}).get("median")
-    two = rows.get("vswitchd-null-2w", {}).get("median")
-    if one and two and one.get("delivered_mpps") and two.get("delivered_mpps"):
-        print(
-            f"  2 workers / 1 worker: delivered {two['delivered_mpps'] / one['delivered_mpps']:.2f}x, "
-            f"per core {two['mpps_per_core'] / one['mpps_per_core']:.2f}x"
-        )
+    for cfg, what in (("vswitchd-null-2w", "2 bridges"), ("vswitchd-null-all", "1 bridge worker=all")):
+        two = rows.get(cfg, {}).get("median")
+        if one and two and one.get("delivered_mpps") and two.get("delivered_mpps"):
+            print(
+                f"  2 workers ({what}) / 1 worker: delivered {two['delivered_mpps'] / one['delivered_mpps']:.2f}x, "
+                f"per core {two['mpps_per_core'] / one['mpps_per_core']:.2f}x"
+            )
 
     ratios = {}
     for base in BASELINES:

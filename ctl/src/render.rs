@@ -80,7 +80,11 @@ pub fn render(cmd: &Cmd, data: serde_json::Value, json: bool) -> anyhow::Result<
                             b.fdb_moves.to_string(),
                             b.learn_refused.to_string(),
                             b.guest_vlans.unwrap_or_else(|| "-".into()),
-                            b.worker.map_or_else(|| "-".into(), |w| w.to_string()),
+                            if b.all_workers {
+                                "all".to_string()
+                            } else {
+                                b.worker.map_or_else(|| "-".into(), |w| w.to_string())
+                            },
                             b.ports.join(","),
                         ]
                     })

@@ -65,6 +65,9 @@ pub struct BridgeSpec {
     /// The datapath worker to run the bridge on (`vswitchd --workers`);
     /// None: the least loaded one.
     pub worker: Option<usize>,
+    /// `worker=all`: a replica on every worker, each with a share of the
+    /// ports' receive queues.
+    pub spread: bool,
 }
 
 impl BridgeSpec {
@@ -94,9 +97,10 @@ impl BridgeSpec {
             .get("guest_vlans")
             .map(|v| VlanSet::parse(v).map_err(|e| format!("guest_vlans: {e}")))
             .transpose()?;
+        let spread = options.get("worker").is_some_and(|v| v == "all");
         let worker = match options.get("worker") {
-            Some(v) => Some(parse_number::<usize>("worker", v)?),
-            None => None,
+            Some(v) if v != "all" => Some(parse_number::<usize>("worker", v)?),
+            _ => None,
         };
         if let Some(w) = worker.filter(|w| *w >= MAX_WORKERS) {
             return Err(format!("worker={w} out of range: 0 to {}", MAX_WORKERS - 1));
@@ -106,6 +110,7 @@ impl BridgeSpec {
             mac_table_size,
             guest_vlans,
             worker,
+            spread,
         })
     }
 

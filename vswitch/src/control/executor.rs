@@ -14,7 +14,6 @@ use crate::control::protocol::{
     BridgeInfo, Options, Reply, Request, VersionInfo, PROTOCOL_VERSION,
 };
 use crate::datapath::{Command, DatapathHandle, Reply as DpReply};
-use crate::port;
 use crate::wire::MacAddr;
 
 type Outcome = Result<Reply, String>;
@@ -49,23 +48,20 @@ impl Executor {
                 aging_secs: spec.aging_secs,
                 max_entries: spec.mac_table_size,
                 worker: spec.worker,
+                spread: spec.spread,
                 reply,
             }) {
                 tracing::error!(bridge = %b.name, "restoring bridge: {e}");
                 continue;
             }
             for p in &b.ports {
-                let spec = PortSpec::parse(&p.name, &p.options).expect("validated at load");
-                let result = port::open(&p.name, &spec)
+                let port_spec = PortSpec::parse(&p.name, &p.options).expect("validated at load");
+                let result = ports::open_port(&p.name, &port_spec, spec.spread, datapath.workers())
                     .map_err(|e| e.to_string())
                     .and_then(|opened| {
                         datapath
-                            .call_blocking(|reply| Command::AddPort {
-                                bridge: b.name.clone(),
-                                name: p.name.clone(),
-                                port: opened,
-                                policy: spec.policy.clone(),
-                                reply,
+                            .call_blocking(|reply| {
+                                opened.command(&b.name, &p.name, port_spec.policy.clone(), reply)
                             })
                             .map_err(|e| e.to_string())
                     });
@@ -270,6 +266,7 @@ impl Executor {
             aging_secs: spec.aging_secs,
             max_entries: spec.mac_table_size,
             worker: spec.worker,
+            spread: spec.spread,
             reply,
         })
         .await?;
@@ -289,6 +286,12 @@ impl Executor {
         for p in &current.ports {
             let port = PortSpec::parse(&p.name, &p.options).map_err(|e| e.to_string())?;
             spec.admits(&p.name, &port)?;
+        }
+        if spec.spread != old_spec.spread {
+            return Err(
+                "worker=all can only be set when the bridge is created (bridge add), and not undone"
+                    .into(),
+            );
         }
         if spec.mac_table_size != old_spec.mac_table_size {
             return Err(
@@ -356,6 +359,7 @@ impl Executor {
                     mac_table_size: 0,
                     guest_vlans: None,
                     worker: None,
+                    spread: false,
                 });
                 let state = states.iter().find(|s| s.name == b.name);
                 BridgeInfo {
@@ -368,6 +372,7 @@ impl Executor {
                     learn_refused: state.map_or(0, |s| s.fdb_counters.learn_refused),
                     guest_vlans: spec.guest_vlans.map(|g| g.to_string()),
                     worker: state.map(|s| s.worker),
+                    all_workers: state.is_some_and(|s| s.spread),
                 }
             })
             .collect();

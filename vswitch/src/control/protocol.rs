@@ -206,6 +206,9 @@ pub struct BridgeInfo {
     /// None if the datapath does not run it.
     #[serde(default)]
     pub worker: Option<usize>,
+    /// Runs on every worker (`worker=all`); `worker` is then the first.
+    #[serde(default)]
+    pub all_workers: bool,
 }
 
 /// One row of `port_list`.

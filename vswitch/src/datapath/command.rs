@@ -41,6 +41,9 @@ pub enum DatapathError {
     CaptureBusy(String),
     #[error("{0}")]
     Evpn(String),
+    /// What a bridge on every worker (`workers=all`) cannot do.
+    #[error("{0}")]
+    Spread(String),
 }
 
 pub type Reply<T> = oneshot::Sender<Result<T, DatapathError>>;
@@ -54,8 +57,11 @@ pub struct BridgeState {
     pub fdb_counters: FdbCounters,
     pub aging_secs: u64,
     pub max_entries: usize,
-    /// The datapath worker (thread) that runs the bridge and its ports.
+    /// The datapath worker (thread) that runs the bridge and its ports
+    /// (the first, for a bridge on every worker).
     pub worker: usize,
+    /// Whether it runs on every worker (`workers=all`).
+    pub spread: bool,
 }
 
 pub enum Command {
@@ -67,6 +73,18 @@ pub enum Command {
         /// configuration from a daemon with more workers): the least
         /// loaded.
         worker: Option<usize>,
+        /// Run it on every worker (`workers=all`), each with a share of its
+        /// ports' queues, instead of on one.
+        spread: bool,
+        reply: Reply<()>,
+    },
+    /// The commander's order to one worker: hold a replica of a bridge on
+    /// every worker, at the bridge index `slot` (the same on all).
+    AddBridgeReplica {
+        name: String,
+        aging_secs: u64,
+        max_entries: usize,
+        slot: usize,
         reply: Reply<()>,
     },
     SetBridge {
@@ -88,16 +106,36 @@ pub enum Command {
         policy: PortPolicy,
         reply: Reply<()>,
     },
+    /// A port of a bridge on every worker: one shard (its own queues or
+    /// socket) per worker, in worker order.
+    AddPortShards {
+        bridge: String,
+        name: String,
+        shards: Vec<Box<dyn Port>>,
+        policy: PortPolicy,
+        reply: Reply<()>,
+    },
+    /// The commander's order to one worker: add its shard of such a port,
+    /// at the port index `slot` (the same on all).
+    AddPortReplica {
+        bridge: String,
+        name: String,
+        port: Box<dyn Port>,
+        policy: PortPolicy,
+        slot: usize,
+        reply: Reply<()>,
+    },
     SetPortPolicy {
         name: String,
         policy: PortPolicy,
         reply: Reply<()>,
     },
-    /// Removes a port; the reply hands the backend back so the control
-    /// thread closes it (closing a tap or ring can take a while).
+    /// Removes a port; the reply hands the backend (every shard of a port
+    /// on every worker) back so the control thread closes it (closing a
+    /// tap or ring can take a while).
     DelPort {
         name: String,
-        reply: Reply<Box<dyn Port>>,
+        reply: Reply<Vec<Box<dyn Port>>>,
     },
     FdbAdd {
         bridge: String,

@@ -13,6 +13,7 @@ use mio::Waker;
 use tokio::sync::oneshot;
 
 use super::placement::{Move, Placement};
+use super::slots::SlotIds;
 use super::{Command, DatapathError, Reply};
 use crate::metrics::DatapathMetrics;
 
@@ -27,6 +28,9 @@ struct Shared {
     placement: Mutex<Placement>,
     /// Held while a command is routed (and, for a change, applied).
     routing: tokio::sync::Mutex<()>,
+    /// The workers' bridge and port indices: the commander claims those of
+    /// bridges on every worker (`spread.rs`).
+    ids: SlotIds,
 }
 
 /// Sends commands to the datapath from any task; cheap to clone.
@@ -43,13 +47,14 @@ enum Route {
 }
 
 impl Commander {
-    pub(super) fn new(workers: Vec<WorkerLink>) -> Commander {
+    pub(super) fn new(workers: Vec<WorkerLink>, ids: SlotIds) -> Commander {
         let placement = Mutex::new(Placement::new(workers.len()));
         Commander {
             shared: Arc::new(Shared {
                 workers,
                 placement,
                 routing: tokio::sync::Mutex::new(()),
+                ids,
             }),
         }
     }
@@ -160,13 +165,30 @@ impl Commander {
         // is sent to a worker a bridge just left, and no listing misses a
         // bridge in transit. Routed commands hold it only until sent.
         let _routing = self.shared.routing.lock().await;
+        if self.targets_spread(&cmd) {
+            self.fan_out(cmd).await;
+            return Ok(());
+        }
         let route = match cmd {
+            Command::AddBridge {
+                name,
+                aging_secs,
+                max_entries,
+                spread: true,
+                reply,
+                ..
+            } => {
+                let r = self.add_spread_bridge(name, aging_secs, max_entries).await;
+                let _ = reply.send(r);
+                return Ok(());
+            }
             Command::AddBridge {
                 name,
                 aging_secs,
                 max_entries,
                 worker,
                 reply,
+                ..
             } => {
                 let r = if self.placement().bridge_worker(&name).is_some() {
                     Err(DatapathError::BridgeExists(name))
@@ -189,6 +211,7 @@ impl Commander {
                             aging_secs,
                             max_entries,
                             worker: Some(w),
+                            spread: false,
                             reply,
                         })
                         .await;
@@ -235,6 +258,22 @@ impl Commander {
                 let _ = reply.send(r);
                 return Ok(());
             }
+            Command::AddPortShards {
+                bridge,
+                name,
+                shards,
+                policy,
+                reply,
+            } => {
+                let r = self.add_port_shards(bridge, name, shards, policy).await;
+                let _ = reply.send(r);
+                return Ok(());
+            }
+            // Only the commander orders replicas.
+            Command::AddBridgeReplica { reply, .. } | Command::AddPortReplica { reply, .. } => {
+                let _ = reply.send(Err(DatapathError::Gone));
+                return Ok(());
+            }
             Command::DelPort { name, reply } => {
                 let route = self.port_route(&name);
                 let r = self
@@ -251,22 +290,12 @@ impl Commander {
             }
             Command::Bridges { reply } => {
                 let parts = self.ask_all(|reply| Command::Bridges { reply }).await;
-                let merged = parts.map(|parts| {
-                    let mut all = Vec::new();
-                    for (w, states) in parts.into_iter().enumerate() {
-                        all.extend(states.into_iter().map(|mut s| {
-                            s.worker = w;
-                            s
-                        }));
-                    }
-                    all
-                });
-                let _ = reply.send(merged);
+                let _ = reply.send(parts.map(spread::merge_bridge_states));
                 return Ok(());
             }
             Command::Stats { reply } => {
                 let parts = self.ask_all(|reply| Command::Stats { reply }).await;
-                let _ = reply.send(parts.map(|p| p.into_iter().flatten().collect()));
+                let _ = reply.send(parts.map(spread::merge_port_stats));
                 return Ok(());
             }
             Command::Metrics { reply } => {
@@ -339,6 +368,17 @@ impl Commander {
             let p = self.placement();
             if p.bridge_worker(&bridge).is_none() {
                 return Err(DatapathError::NoSuchBridge(bridge));
+            }
+            if p.spread_slot(&bridge).is_some() {
+                return Err(DatapathError::Spread(format!(
+                    "bridge {bridge:?} runs on every worker (workers=all): port {name:?} needs one shard per worker"
+                )));
+            }
+            if let Some(u) = underlay
+                .as_deref()
+                .filter(|u| p.spread_port_slot(u).is_some())
+            {
+                return Err(spread::underlay_refused(u));
             }
             if p.port_bridge(&name).is_some() {
                 return Err(DatapathError::PortExists(name));
@@ -451,12 +491,17 @@ impl Commander {
     }
 }
 
-/// The workers' figures as one: loop counters per worker, tables listed.
+/// The workers' figures as one: loop counters per worker, tables listed
+/// (a bridge on every worker once: its first replica's).
 fn merge_metrics(parts: Vec<DatapathMetrics>) -> DatapathMetrics {
     let mut all = DatapathMetrics::default();
     for m in parts {
         all.per_worker.extend(m.per_worker);
-        all.fdb_entries.extend(m.fdb_entries);
+        for (bridge, entries) in m.fdb_entries {
+            if !all.fdb_entries.iter().any(|(b, _)| *b == bridge) {
+                all.fdb_entries.push((bridge, entries));
+            }
+        }
     }
     all
 }
@@ -498,5 +543,8 @@ fn refuse(cmd: Command, e: DatapathError) {
     }
 }
 
+mod spread;
+#[cfg(test)]
+mod spread_tests;
 #[cfg(test)]
 mod tests;

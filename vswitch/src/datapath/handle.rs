@@ -53,13 +53,17 @@ impl DatapathHandle {
         let start = Instant::now();
         let mut links = Vec::new();
         let mut threads = Vec::new();
+        let mut replica_links = super::switch::ReplicaLinks::mesh(plan.workers.max(1)).into_iter();
         for i in 0..plan.workers.max(1) {
             let poll = Poll::new()?;
             let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN)?);
             // Commands are rare and small; the bound only stops a runaway
             // control thread from queueing without limit.
             let (tx, rx) = crossbeam_channel::bounded(1024);
-            let worker = Worker::new(poll, rx, ids.clone(), start);
+            let mut worker = Worker::new(poll, rx, ids.clone(), start);
+            if let Some(l) = replica_links.next() {
+                worker.join_replicas(l);
+            }
             let cpu = plan.cpus.get(i).copied();
             let thread = std::thread::Builder::new()
                 .name(format!("vswitch-dp{i}"))
@@ -79,7 +83,7 @@ impl DatapathHandle {
             threads.push(thread);
         }
         Ok(DatapathHandle {
-            commander: Commander::new(links),
+            commander: Commander::new(links, ids),
             threads,
         })
     }

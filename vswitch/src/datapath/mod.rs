@@ -74,6 +74,12 @@ impl Worker {
         }
     }
 
+    /// Links this worker with the others' replicas of bridges that run on
+    /// every worker.
+    pub(crate) fn join_replicas(&mut self, links: switch::ReplicaLinks) {
+        self.switch.set_replica_links(links);
+    }
+
     /// Runs until a `Shutdown` command arrives or the channel closes.
     pub fn run(mut self) {
         let mut events = Events::with_capacity(64);

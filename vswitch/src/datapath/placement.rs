@@ -20,6 +20,11 @@ pub struct Placement {
     ports: HashMap<String, String>,
     /// Tunnel port name -> its underlay port's name (which may not exist).
     underlays: HashMap<String, String>,
+    /// Bridges on every worker (`workers=all`) -> their bridge index, the
+    /// same in every worker's replica. Recorded on worker 0 in `bridges`.
+    spread: HashMap<String, usize>,
+    /// Ports of such bridges -> their port index.
+    spread_ports: HashMap<String, usize>,
 }
 
 /// Bridges to move, all from one worker to another.
@@ -37,6 +42,8 @@ impl Placement {
             bridges: HashMap::new(),
             ports: HashMap::new(),
             underlays: HashMap::new(),
+            spread: HashMap::new(),
+            spread_ports: HashMap::new(),
         }
     }
 
@@ -48,8 +55,10 @@ impl Placement {
     /// (the lowest index among equals).
     pub fn pick_worker(&self) -> usize {
         let mut count = vec![0usize; self.workers];
-        for &w in self.bridges.values() {
-            count[w] += 1;
+        for (b, &w) in &self.bridges {
+            if !self.spread.contains_key(b) {
+                count[w] += 1;
+            }
         }
         (0..self.workers).min_by_key(|&w| count[w]).unwrap_or(0)
     }
@@ -70,9 +79,46 @@ impl Placement {
         self.bridges.insert(bridge.to_string(), worker);
     }
 
+    /// Records a bridge that runs on every worker, at bridge index `slot`.
+    pub fn add_spread_bridge(&mut self, bridge: &str, slot: usize) {
+        self.bridges.insert(bridge.to_string(), 0);
+        self.spread.insert(bridge.to_string(), slot);
+    }
+
+    /// The bridge index of a bridge on every worker; None for others.
+    pub fn spread_slot(&self, bridge: &str) -> Option<usize> {
+        self.spread.get(bridge).copied()
+    }
+
+    /// The port index of a port of a bridge on every worker.
+    pub fn spread_port_slot(&self, port: &str) -> Option<usize> {
+        self.spread_ports.get(port).copied()
+    }
+
+    /// Records a port of a bridge on every worker, at port index `slot`.
+    pub fn add_spread_port(&mut self, port: &str, bridge: &str, slot: usize) {
+        self.add_port(port, bridge, None);
+        self.spread_ports.insert(port.to_string(), slot);
+    }
+
+    /// Whether a tunnel names `port` as its underlay.
+    pub fn is_underlay(&self, port: &str) -> bool {
+        self.underlays.values().any(|u| u == port)
+    }
+
+    /// The port indices of a bridge on every worker's ports.
+    pub fn spread_port_slots(&self, bridge: &str) -> Vec<usize> {
+        self.ports
+            .iter()
+            .filter(|(_, b)| *b == bridge)
+            .filter_map(|(p, _)| self.spread_port_slot(p))
+            .collect()
+    }
+
     /// Forgets a bridge and its ports.
     pub fn remove_bridge(&mut self, bridge: &str) {
         self.bridges.remove(bridge);
+        self.spread.remove(bridge);
         let gone: Vec<String> = self
             .ports
             .iter()
@@ -95,6 +141,7 @@ impl Placement {
     pub fn remove_port(&mut self, port: &str) {
         self.ports.remove(port);
         self.underlays.remove(port);
+        self.spread_ports.remove(port);
     }
 
     pub fn set_worker(&mut self, bridge: &str, worker: usize) {
@@ -132,6 +179,9 @@ impl Placement {
     /// What must move for `bridge` to run on worker `to`: it and every
     /// bridge joined to it. None if it runs there already (or is unknown).
     pub fn move_to(&self, bridge: &str, to: usize) -> Option<Move> {
+        if self.spread.contains_key(bridge) {
+            return None;
+        }
         let from = self.bridge_worker(bridge)?;
         (from != to && to < self.workers).then(|| Move {
             bridges: self.joined(bridge),
@@ -432,5 +482,31 @@ mod tests {
         assert_eq!(p.port_worker("up0"), Some(0));
         p.remove_port("up0");
         assert_eq!(p.port_bridge("up0"), None);
+    }
+
+    #[test]
+    fn a_bridge_on_every_worker_never_moves_nor_weighs_on_one() {
+        let mut p = Placement::new(2);
+        p.add_spread_bridge("all", 3);
+        p.add_spread_port("a", "all", 5);
+        p.add_spread_port("b", "all", 6);
+        assert_eq!(p.pick_worker(), 0, "not counted on worker 0");
+        p.add_bridge("one", 0);
+        assert_eq!(p.pick_worker(), 1);
+        assert_eq!(p.move_to("all", 1), None);
+        assert_eq!(
+            (p.spread_slot("all"), p.spread_port_slot("b")),
+            (Some(3), Some(6))
+        );
+        let mut slots = p.spread_port_slots("all");
+        slots.sort();
+        assert_eq!(slots, vec![5, 6]);
+        p.add_port("vx", "one", Some("a"));
+        assert!(p.is_underlay("a") && !p.is_underlay("b"));
+        p.remove_bridge("all");
+        assert_eq!(
+            (p.spread_slot("all"), p.spread_port_slot("a")),
+            (None, None)
+        );
     }
 }

@@ -2,21 +2,22 @@
 
 use std::time::Duration;
 
-use mio::unix::SourceFd;
-use mio::{Interest, Registry, Token};
+use mio::Registry;
 
 use super::command::{BridgeState, Command, DatapathError};
-use super::slots::{slot_at, SlotIds};
+use super::slots::SlotIds;
 use crate::control::protocol::PortStatsReport;
 use crate::fdb::{Fdb, PortId};
 use crate::metrics::{DatapathMetrics, LoopCounters};
 use crate::packet::Batch;
-use crate::pipeline::admit::PortPolicy;
 use crate::pipeline::counters::PortCounters;
 use crate::pipeline::{announce, process_batch, Bridge, PortSlot};
 
 mod evpn;
 mod handover;
+mod members;
+mod replicas;
+pub use replicas::ReplicaLinks;
 mod observe;
 pub use handover::BridgeBundle;
 mod tunnels;
@@ -40,6 +41,9 @@ pub struct Switch {
     events: Option<Box<observe::DatapathEvents>>,
     /// The bridge and port indices taken, shared with the other workers.
     ids: SlotIds,
+    /// News channels to the other workers' replicas of bridges on every
+    /// worker (`replicas.rs`).
+    replica_links: Option<ReplicaLinks>,
 }
 
 impl Switch {
@@ -59,6 +63,7 @@ impl Switch {
     /// Receives one burst from every port and forwards it. Returns the
     /// number of frames received.
     pub fn poll_once(&mut self, batch: &mut Batch, now: Duration) -> usize {
+        self.apply_replica_news();
         let mut total = 0;
         for id in 0..self.ports.len() {
             let Some(slot) = self.ports[id].as_mut() else {
@@ -83,6 +88,9 @@ impl Switch {
         }
         for slot in self.ports.iter_mut().flatten() {
             slot.port.flush(&mut slot.counters);
+        }
+        if total > 0 {
+            self.send_replica_news();
         }
         total
     }
@@ -256,6 +264,9 @@ impl Switch {
     /// Applies one command and sends its reply. Never panics on bad input:
     /// every refusal is a `DatapathError` in the reply.
     pub fn apply(&mut self, cmd: Command, registry: &Registry, now: Duration) {
+        // News sent before a change the commander ordered must meet the
+        // state it was sent from: a port deleted and its index reused.
+        self.apply_replica_news();
         let secs = now.as_secs();
         // A dropped reply receiver means the client went away; the change
         // stands either way, so send errors are ignored throughout.
@@ -268,6 +279,16 @@ impl Switch {
                 ..
             } => {
                 let _ = reply.send(self.add_bridge(name, aging_secs, max_entries));
+            }
+            Command::AddBridgeReplica {
+                name,
+                aging_secs,
+                max_entries,
+                slot,
+                reply,
+            } => {
+                let r = self.add_bridge_at(name, aging_secs, max_entries, Some(slot));
+                let _ = reply.send(r);
             }
             Command::SetBridge {
                 bridge,
@@ -294,6 +315,21 @@ impl Switch {
                 let r = self.add_port_with_policy(&bridge, name, port, policy, Some(registry));
                 let _ = reply.send(r);
             }
+            Command::AddPortReplica {
+                bridge,
+                name,
+                port,
+                policy,
+                slot,
+                reply,
+            } => {
+                let r = self.add_port_at(&bridge, name, port, policy, Some(registry), Some(slot));
+                let _ = reply.send(r);
+            }
+            // The commander splits it into `AddPortReplica`s.
+            Command::AddPortShards { reply, .. } => {
+                let _ = reply.send(Err(DatapathError::Gone));
+            }
             Command::SetPortPolicy {
                 name,
                 policy,
@@ -302,7 +338,7 @@ impl Switch {
                 let _ = reply.send(self.set_port_policy(&name, policy, now));
             }
             Command::DelPort { name, reply } => {
-                let _ = reply.send(self.del_port(&name, registry));
+                let _ = reply.send(self.del_port(&name, registry).map(|p| vec![p]));
             }
             Command::FdbAdd {
                 bridge,
@@ -372,6 +408,7 @@ impl Switch {
                         aging_secs: b.fdb.aging_secs(),
                         max_entries: b.fdb.max_entries(),
                         worker: 0,
+                        spread: b.fdb.shares_learning(),
                     })
                     .collect();
                 let _ = reply.send(Ok(states));
@@ -456,134 +493,6 @@ impl Switch {
             }
             Command::Shutdown => {}
         }
-    }
-
-    /// Adds a bridge. Also the setup path of benches and fuzz targets.
-    pub fn add_bridge(
-        &mut self,
-        name: String,
-        aging_secs: u64,
-        max_entries: usize,
-    ) -> Result<(), DatapathError> {
-        if self.bridge_index(&name).is_ok() {
-            return Err(DatapathError::BridgeExists(name));
-        }
-        let i = self.ids.claim_bridge();
-        *slot_at(&mut self.bridges, i) = Some(Bridge::new(
-            name,
-            Fdb::new(max_entries, aging_secs),
-            Vec::new(),
-        ));
-        self.observe_bridge_added(i);
-        Ok(())
-    }
-
-    /// Adds a port, in the default VLAN mode with no policy, to a bridge;
-    /// with a registry, its descriptor is watched for readiness (benches and
-    /// fuzz targets pass none).
-    pub fn add_port(
-        &mut self,
-        bridge: &str,
-        name: String,
-        port: Box<dyn crate::port::Port>,
-        registry: Option<&Registry>,
-    ) -> Result<(), DatapathError> {
-        self.add_port_with_policy(bridge, name, port, PortPolicy::default(), registry)
-    }
-
-    /// Adds a port with its policy.
-    pub fn add_port_with_policy(
-        &mut self,
-        bridge: &str,
-        name: String,
-        port: Box<dyn crate::port::Port>,
-        policy: PortPolicy,
-        registry: Option<&Registry>,
-    ) -> Result<(), DatapathError> {
-        let b = self.bridge_index(bridge)?;
-        if self.port_index(&name).is_ok() {
-            return Err(DatapathError::PortExists(name));
-        }
-        let id = self.ids.claim_port();
-        if let (Some(fd), Some(registry)) = (port.readiness_fd(), registry) {
-            if let Err(e) = registry.register(&mut SourceFd(&fd), Token(id), Interest::READABLE) {
-                self.ids.release_port(id);
-                return Err(DatapathError::Readiness(e.to_string()));
-            }
-        }
-        *slot_at(&mut self.ports, id) = Some(PortSlot::new(name, b, port, policy));
-        let bridge = self.bridges[b].as_mut().expect("index from bridge_index");
-        bridge.ports.push(id as PortId);
-        bridge.fdb.reserve_port(id as PortId);
-        self.relink_tunnels();
-        self.observe_port_added(id);
-        Ok(())
-    }
-
-    /// Replaces a port's policy. When its VLAN mode changes, the table
-    /// forgets what the port taught it (those entries may sit in networks
-    /// the port no longer carries).
-    pub fn set_port_policy(
-        &mut self,
-        name: &str,
-        policy: PortPolicy,
-        now: Duration,
-    ) -> Result<(), DatapathError> {
-        let id = self.port_index(name)?;
-        let slot = self.ports[id].as_mut().expect("index from port_index");
-        if slot.policy.vlan != policy.vlan {
-            if let Some(Some(bridge)) = self.bridges.get_mut(slot.bridge) {
-                let statics = bridge.fdb.flush_port(id as PortId);
-                if statics > 0 {
-                    tracing::info!(
-                        port = name,
-                        statics,
-                        "VLAN mode changed: static entries removed"
-                    );
-                }
-            }
-        }
-        slot.set_policy(policy, now);
-        Ok(())
-    }
-
-    fn del_port(
-        &mut self,
-        name: &str,
-        registry: &Registry,
-    ) -> Result<Box<dyn crate::port::Port>, DatapathError> {
-        let id = self.port_index(name)?;
-        let slot = self.ports[id].take().expect("index from port_index");
-        if let Some(fd) = slot.port.readiness_fd() {
-            // The descriptor closes right after; a failed deregister only
-            // means epoll forgets it then.
-            let _ = registry.deregister(&mut SourceFd(&fd));
-        }
-        if let Some(Some(bridge)) = self.bridges.get_mut(slot.bridge) {
-            bridge.ports.retain(|p| *p != id as PortId);
-            bridge.fdb.flush_port(id as PortId);
-        }
-        self.ids.release_port(id);
-        self.relink_tunnels();
-        self.observe_port_removed(id);
-        Ok(slot.port)
-    }
-
-    fn del_bridge(&mut self, name: &str, registry: &Registry) -> Result<(), DatapathError> {
-        let b = self.bridge_index(name)?;
-        let members: Vec<String> = self.bridges[b]
-            .as_ref()
-            .expect("index from bridge_index")
-            .ports
-            .iter()
-            .map(|p| self.port_name(*p))
-            .collect();
-        for port in members {
-            self.del_port(&port, registry)?;
-        }
-        self.bridges[b] = None;
-        self.ids.release_bridge(b);
-        Ok(())
     }
 }
 

@@ -16,6 +16,7 @@
 use crate::wire::MacAddr;
 
 pub mod evpn;
+pub mod replica;
 pub mod table;
 pub use evpn::{MacEvent, MacJournal};
 
@@ -86,6 +87,9 @@ pub struct Fdb {
     pub counters: FdbCounters,
     /// The EVPN control plane's view of the table (`evpn.rs`).
     evpn: Option<evpn::Hook>,
+    /// For a bridge that runs on several workers: what this replica
+    /// learned, for the others (`replica.rs`).
+    replica: Option<Box<replica::Outbox>>,
 }
 
 impl Fdb {
@@ -99,6 +103,7 @@ impl Fdb {
             learned_per_port: Vec::new(),
             counters: FdbCounters::default(),
             evpn: None,
+            replica: None,
         }
     }
 
@@ -147,6 +152,7 @@ impl Fdb {
 
     pub fn set_aging_secs(&mut self, secs: u64) {
         self.aging_secs = secs;
+        self.replica_aging_changed();
     }
 
     #[inline]
@@ -208,7 +214,10 @@ impl Fdb {
         let at_limit = self.learned_on(port) >= port_limit;
         if let Some(at) = self.table.find(k) {
             if self.table.port_at(at) == port {
-                self.table.refresh(at, now);
+                let before = self.table.refresh(at, now);
+                if let Some(r) = self.replica.as_mut() {
+                    r.refreshed(vlan, mac, port, before, now);
+                }
                 return LearnOutcome::Refreshed;
             }
             let mut e = self.table.entry(at);
@@ -231,6 +240,7 @@ impl Fdb {
             }
             self.count(port, true);
             self.note(vlan, mac, Some(port));
+            self.share(vlan, mac, port, now);
             return LearnOutcome::Moved { from };
         }
         if at_limit {
@@ -252,6 +262,7 @@ impl Fdb {
         self.count(port, true);
         self.counters.learned += 1;
         self.note(vlan, mac, Some(port));
+        self.share(vlan, mac, port, now);
         LearnOutcome::Learned
     }
 

@@ -201,14 +201,16 @@ impl MacTable {
     }
 
     /// Stamps the entry at `at` as seen at `now`, when it was not already:
-    /// an unchanged line stays clean.
+    /// an unchanged line stays clean. Returns the stamp it had.
     #[inline]
-    pub fn refresh(&mut self, at: SlotRef, now: u64) {
+    pub fn refresh(&mut self, at: SlotRef, now: u64) -> u64 {
         let data = self.words[at.0 + 1];
         let seen = now.min(u64::from(u32::MAX));
-        if data >> 32 != seen {
+        let before = data >> 32;
+        if before != seen {
             self.words[at.0 + 1] = (seen << 32) | (data & u64::from(u32::MAX));
         }
+        before
     }
 
     #[inline]

@@ -85,7 +85,7 @@ pub fn fdb(data: &[u8]) {
             4 => {
                 if let Some(at) = table.find(key) {
                     assert_eq!(table.port_at(at), model[&id].port);
-                    table.refresh(at, now);
+                    let _ = table.refresh(at, now);
                     model.get_mut(&id).expect("found above").last_seen = now;
                 }
             }

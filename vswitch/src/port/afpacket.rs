@@ -132,6 +132,25 @@ impl AfPacketPort {
         })
     }
 
+    /// `shards` sockets on `iface` in one PACKET_FANOUT group: the kernel
+    /// hands each flow's frames to one of them, so each datapath worker
+    /// receives its share of the interface (a bridge on every worker).
+    /// Each sends on its own tx ring.
+    pub fn open_fanout(iface: &str, shards: usize) -> Result<Vec<AfPacketPort>, PortError> {
+        let mut ports: Vec<AfPacketPort> = Vec::with_capacity(shards);
+        let mut group = None;
+        for _ in 0..shards {
+            let port = AfPacketPort::open(iface)?;
+            let id = port
+                .ring
+                .join_fanout(group)
+                .map_err(|e| e.into_port_error(iface))?;
+            group = Some(id);
+            ports.push(port);
+        }
+        Ok(ports)
+    }
+
     /// Leaves slow protocols frames (LACP) out of the rx ring, for a bond
     /// member whose side channel receives them.
     pub fn exclude_slow_protocols(&self) -> Result<(), PortError> {

@@ -328,6 +328,28 @@ pub fn open(name: &str, spec: &crate::config::PortSpec) -> Result<Box<dyn Port>,
     }
 }
 
+/// The backends of port `name` of a bridge on every worker: one shard per
+/// worker, each receiving its share of the port's frames. Only port kinds
+/// whose receive side the kernel (or the port) can split are accepted.
+pub fn open_shards(
+    name: &str,
+    spec: &crate::config::PortSpec,
+    shards: usize,
+) -> Result<Vec<Box<dyn Port>>, PortError> {
+    match spec.kind {
+        PortKind::Afpacket => Ok(afpacket::AfPacketPort::open_fanout(&spec.iface, shards)?
+            .into_iter()
+            .map(|p| Box::new(p) as Box<dyn Port>)
+            .collect()),
+        PortKind::Null => (0..shards).map(|_| open(name, spec)).collect(),
+        other => Err(PortError::Invalid(format!(
+            "{name}: a {} port cannot join a bridge on every worker (worker=all); \
+             afpacket and null ports can",
+            other.as_str()
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,8 +27,14 @@ fn bridge_options() {
             mac_table_size: 65536,
             guest_vlans: None,
             worker: None,
+            spread: false,
         }
     );
+    let all = BridgeSpec::parse(&opts(&[("worker", "all")])).unwrap();
+    assert!(all.spread && all.worker.is_none());
+    let one = BridgeSpec::parse(&opts(&[("worker", "1")])).unwrap();
+    assert!(!one.spread && one.worker == Some(1));
+    assert!(BridgeSpec::parse(&opts(&[("worker", "some")])).is_err());
     let s = BridgeSpec::parse(&opts(&[("aging", "10"), ("mac_table_size", "8")])).unwrap();
     assert_eq!((s.aging_secs, s.mac_table_size), (10, 8));
     let s = BridgeSpec::parse(&opts(&[("worker", "63")])).unwrap();

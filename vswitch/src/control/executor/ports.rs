@@ -6,6 +6,57 @@ use crate::control::protocol::{Options, PortDetails, PortInfo, Reply};
 use crate::datapath::Command;
 use crate::port;
 
+/// A port's backends, ready for the datapath.
+pub(super) enum Opened {
+    One(Box<dyn port::Port>),
+    /// One per worker, for a bridge on every worker.
+    Shards(Vec<Box<dyn port::Port>>),
+}
+
+impl Opened {
+    /// The command that adds them to bridge `bridge` as port `name`.
+    pub(super) fn command(
+        self,
+        bridge: &str,
+        name: &str,
+        policy: crate::pipeline::admit::PortPolicy,
+        reply: crate::datapath::Reply<()>,
+    ) -> Command {
+        let (bridge, name) = (bridge.to_string(), name.to_string());
+        match self {
+            Opened::One(port) => Command::AddPort {
+                bridge,
+                name,
+                port,
+                policy,
+                reply,
+            },
+            Opened::Shards(shards) => Command::AddPortShards {
+                bridge,
+                name,
+                shards,
+                policy,
+                reply,
+            },
+        }
+    }
+}
+
+/// Opens port `name`: one backend, or one shard per worker when its bridge
+/// runs on every worker (`spread`).
+pub(super) fn open_port(
+    name: &str,
+    spec: &PortSpec,
+    spread: bool,
+    workers: usize,
+) -> Result<Opened, port::PortError> {
+    if spread {
+        port::open_shards(name, spec, workers).map(Opened::Shards)
+    } else {
+        port::open(name, spec).map(Opened::One)
+    }
+}
+
 impl Executor {
     pub(super) async fn port_add(
         &mut self,
@@ -33,7 +84,8 @@ impl Executor {
         if let Some(vx) = &spec.vxlan {
             self.check_vtep(&port, vx)?;
         }
-        let opened = port::open(&port, &spec).map_err(|e| e.to_string())?;
+        let opened = open_port(&port, &spec, bridge_spec.spread, self.datapath.workers())
+            .map_err(|e| e.to_string())?;
         let mut next = self.config.clone();
         next.bridge_mut(&bridge)
             .expect("checked above")
@@ -42,12 +94,8 @@ impl Executor {
                 name: port.clone(),
                 options,
             });
-        self.commit(next, |reply| Command::AddPort {
-            bridge,
-            name: port,
-            port: opened,
-            policy: spec.policy,
-            reply,
+        self.commit(next, |reply| {
+            opened.command(&bridge, &port, spec.policy, reply)
         })
         .await?;
         Ok(Reply::done())

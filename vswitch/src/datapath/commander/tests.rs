@@ -20,6 +20,7 @@ fn add_bridge(dp: &DatapathHandle, name: &str) -> Result<(), DatapathError> {
         aging_secs: 300,
         max_entries: 64,
         worker: None,
+        spread: false,
         reply,
     })
 }
@@ -187,6 +188,7 @@ fn commands_reach_the_worker_of_what_they_name() {
         aging_secs: 300,
         max_entries: 64,
         worker: Some(1),
+        spread: false,
         reply,
     });
     explicit.unwrap();
@@ -195,6 +197,7 @@ fn commands_reach_the_worker_of_what_they_name() {
         aging_secs: 300,
         max_entries: 64,
         worker: Some(9),
+        spread: false,
         reply,
     });
     gone_worker.expect("a worker that does not exist: the least loaded instead");

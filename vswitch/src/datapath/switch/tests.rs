@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::control::protocol::FdbEntryKind;
+use crate::pipeline::admit::PortPolicy;
 use crate::port::loopback::LoopbackPort;
 use crate::wire::ethernet::build_frame;
 use crate::wire::MacAddr;
@@ -31,6 +32,7 @@ fn commands_build_and_tear_down() {
             aging_secs: 300,
             max_entries: 100,
             worker: None,
+            spread: false,
             reply,
         })
         .unwrap();
@@ -40,6 +42,7 @@ fn commands_build_and_tear_down() {
         aging_secs: 300,
         max_entries: 100,
         worker: None,
+        spread: false,
         reply,
     });
     assert_eq!(dup, Err(DatapathError::BridgeExists("a".into())));
@@ -117,6 +120,7 @@ fn poll_once_forwards_between_loopback_ports() {
         aging_secs: 2,
         max_entries: 100,
         worker: None,
+        spread: false,
         reply,
     })
     .unwrap();
@@ -191,6 +195,7 @@ fn evpn_attaches_snoops_installs_and_detaches() {
             aging_secs: 300,
             max_entries: 100,
             worker: None,
+            spread: false,
             reply,
         })
         .unwrap();

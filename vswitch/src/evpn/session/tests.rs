@@ -180,6 +180,7 @@ async fn datapath() -> DatapathHandle {
             aging_secs: 300,
             max_entries: 1024,
             worker: None,
+            spread: false,
             reply,
         })
         .await

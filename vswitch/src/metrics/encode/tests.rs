@@ -85,6 +85,7 @@ fn snapshot() -> Snapshot {
             aging_secs: 300,
             max_entries: 64,
             worker: 0,
+            spread: false,
         }],
         datapath: DatapathMetrics {
             per_worker: vec![loop_counters],

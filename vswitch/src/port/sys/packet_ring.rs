@@ -479,6 +479,44 @@ impl PacketRing {
         Ok(stats.tp_drops)
     }
 
+    /// Joins a fanout group that spreads received frames over its sockets
+    /// by flow hash (each flow to one socket, in order). `group` None: a
+    /// new group with an id no other group in the namespace has; returns
+    /// the id, for the other sockets to join with.
+    pub fn join_fanout(&self, group: Option<u16>) -> SysResult<u16> {
+        // The group's own receive hook replaces the sockets' ones, so their
+        // PACKET_IGNORE_OUTGOING no longer applies: the group must be told
+        // (Linux 4.20 too), or every frame the switch sends on the
+        // interface would come back to it as received.
+        let hash = (libc::PACKET_FANOUT_HASH | libc::PACKET_FANOUT_FLAG_IGNORE_OUTGOING) << 16;
+        let arg = match group {
+            Some(id) => hash | libc::c_uint::from(id),
+            None => hash | (libc::PACKET_FANOUT_FLAG_UNIQUEID << 16),
+        };
+        let what = "join a PACKET_FANOUT group";
+        setsockopt(&self.fd, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg, what)?;
+        if let Some(id) = group {
+            return Ok(id);
+        }
+        let mut got: libc::c_uint = 0;
+        let mut len = std::mem::size_of::<libc::c_uint>() as libc::socklen_t;
+        // SAFETY: `got` and `len` are valid for writes and `len` is the size
+        // of `got`, the int PACKET_FANOUT reads back (id | type << 16).
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_FANOUT,
+                (&mut got as *mut libc::c_uint).cast(),
+                &mut len,
+            )
+        };
+        if rc < 0 {
+            return Err(SysError::last("read the PACKET_FANOUT group id"));
+        }
+        Ok((got & 0xffff) as u16)
+    }
+
     pub fn take_error(&self) -> Option<io::Error> {
         let mut err: libc::c_int = 0;
         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;

@@ -1,0 +1,104 @@
+//! `bridge add NAME worker=all` on `vswitchd --workers 2`: one bridge forwarding on both
+//! datapath threads. The kernel spreads each afpacket port's frames over the two workers'
+//! sockets by flow (PACKET_FANOUT); the workers' replicas of the bridge share what they
+//! learn, so `fdb show` lists one table; a restart brings the bridge back on every worker.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use vswitch_tests::{wait_for, Daemon, Host};
+
+/// Busy poll-loop iterations (at least one frame received) per worker, from `vsctl metrics`.
+fn busy_iterations(d: &Daemon) -> Vec<u64> {
+    let text = d.ctl(&["metrics"]);
+    let text = text
+        .as_str()
+        .expect("vsctl --json metrics is one JSON string");
+    let mut per_worker = Vec::new();
+    for w in 0..2 {
+        let worker = format!("worker=\"{w}\"");
+        let value = text
+            .lines()
+            .filter(|l| l.starts_with("vswitch_datapath_iterations_total{"))
+            .find(|l| l.contains(&worker) && l.contains("state=\"busy\""))
+            .and_then(|l| l.rsplit(' ').next())
+            .unwrap_or_else(|| panic!("no busy iterations of worker {w} in {text}"));
+        per_worker.push(value.trim().parse::<f64>().expect("a number") as u64);
+    }
+    per_worker
+}
+
+/// TCP from `from` to `to` over `streams` connections for `secs` seconds (iperf3, bounded);
+/// bit/s received.
+fn iperf_tcp(from: &Host, to: &Host, streams: u32, secs: u32) -> f64 {
+    let p = "5271";
+    to.ns.spawn(&["iperf3", "-s", "-1", "-B", &to.ip, "-p", p]);
+    wait_for(Duration::from_secs(5), "iperf3 to listen", || {
+        let ss = to.ns.exec(&["ss", "-ltn"]).stdout;
+        ss.contains(&format!(":{p} ")).then_some(())
+    });
+    let (t, n) = (secs.to_string(), streams.to_string());
+    let out = from
+        .ns
+        .exec_ok(&["iperf3", "-c", &to.ip, "-p", p, "-t", &t, "-P", &n, "-J"]);
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("iperf3 JSON: {e}"));
+    report["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn one_bridge_forwards_on_both_workers_with_one_table() {
+    let mut d = Daemon::start_with("spread", &["--workers", "2"]);
+    d.ctl(&["bridge", "add", "guests", "worker=all"]);
+    let listed = d.ctl(&["bridge", "list"]);
+    assert_eq!(listed[0]["all_workers"], true, "{listed}");
+    let a = Host::veth("spra", "10.97.30.1/24");
+    let b = Host::veth("sprb", "10.97.30.2/24");
+    a.attach(&d, "guests", "a");
+    b.attach(&d, "guests", "b");
+    a.ping(&b, 3).assert_no_loss(3);
+
+    // Sixteen TCP flows: the kernel hashes them over both workers' sockets, and each
+    // worker forwards its own share, with the hosts' offloads on (64 KB segments).
+    let before = busy_iterations(&d);
+    let bps = iperf_tcp(&a, &b, 16, 2);
+    let after = busy_iterations(&d);
+    assert!(bps > 1e8, "16 TCP streams through the bridge: {bps} bit/s");
+    for w in 0..2 {
+        assert!(
+            after[w] > before[w] + 100,
+            "worker {w} forwarded no share: busy iterations {before:?} -> {after:?}"
+        );
+    }
+
+    // One table: each host's MAC once, behind its port, whichever worker saw it.
+    let fdb = d.fdb("guests");
+    for (host, port) in [(&a, "a"), (&b, "b")] {
+        let rows: Vec<&Value> = fdb
+            .iter()
+            .filter(|e| e["mac"] == host.mac.as_str())
+            .collect();
+        assert_eq!(rows.len(), 1, "{fdb:?}");
+        assert_eq!(rows[0]["port"], port, "{fdb:?}");
+    }
+    // One row per port in the counters; `port show` says it runs on both workers.
+    let rx = d.port_stats("a")["rx_packets"].as_u64().unwrap_or(0);
+    assert!(rx > 1000, "port a received {rx} frames");
+    let shown = d.ctl(&["port", "show", "a"]);
+    assert_eq!(shown["details"]["workers"], 2, "{shown}");
+
+    // What a bridge on every worker cannot do is refused with the reason.
+    let e = d.ctl_err(&["port", "add", "guests", "t", "type=tap", "iface=sprtap0"]);
+    assert!(e.contains("cannot join a bridge on every worker"), "{e}");
+    let e = d.ctl_err(&["bridge", "set", "guests", "worker=1"]);
+    assert!(e.contains("worker=all"), "{e}");
+    let e = d.ctl_err(&["capture", "a", "-w", "/dev/null", "--count", "1"]);
+    assert!(e.contains("every worker"), "{e}");
+
+    // A restart brings it back on every worker, forwarding.
+    d.restart();
+    assert_eq!(d.ctl(&["bridge", "list"])[0]["all_workers"], true);
+    a.ping(&b, 3).assert_no_loss(3);
+    b.ping(&a, 3).assert_no_loss(3);
+}
