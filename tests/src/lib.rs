@@ -22,6 +22,7 @@ pub mod framegen;
 pub mod frr;
 pub mod gobgp;
 pub mod json;
+pub mod monitor;
 pub mod net;
 pub mod sys;
 pub mod testpmd;

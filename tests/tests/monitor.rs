@@ -3,105 +3,19 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use vswitch_tests::monitor::Monitor;
 use vswitch_tests::sys::PacketSocket;
-use vswitch_tests::{bin, Daemon, Host, Netns, RawConn, Veth};
+use vswitch_tests::{Daemon, Host, Netns, RawConn, Veth};
 
 const BRIDGE: &str = "br0";
-/// How long an event may take to show up.
-const EVENT_WAIT: Duration = Duration::from_secs(5);
 
 /// The shared two-host topology on 10.79.SUBNET.0/24, bridge created here.
 fn two_hosts(d: &Daemon, tag: &str, subnet: u8) -> (Host, Host) {
     d.ctl(&["bridge", "add", BRIDGE]);
     vswitch_tests::topo::two_pinned_hosts(d, BRIDGE, tag, &format!("10.79.{subnet}"))
-}
-
-/// A running `vsctl --json monitor`, its lines collected by a thread; killed on drop.
-struct Monitor {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<Value>,
-}
-
-impl Monitor {
-    fn start(d: &Daemon) -> Monitor {
-        let mut child = Command::new(bin("vsctl"))
-            .arg("--socket")
-            .arg(d.socket())
-            .args(["--json", "monitor"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start vsctl monitor");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let m = Monitor {
-            child,
-            lines: rx,
-            seen: Vec::new(),
-        };
-        // It listens once a change made now is heard (vsctl takes a moment to connect).
-        d.ctl(&["bridge", "add", "brsync"]);
-        for aging in 100.. {
-            let aging_opt = format!("aging={aging}");
-            d.ctl(&["bridge", "set", "brsync", &aging_opt]);
-            if let Ok(line) = m.lines.recv_timeout(Duration::from_millis(300)) {
-                eprintln!("monitor: {line}");
-                break;
-            }
-            assert!(aging < 130, "vsctl monitor heard nothing for 9 s");
-        }
-        m
-    }
-
-    /// Waits for an event line matching `pred`; returns it.
-    #[track_caller]
-    fn expect(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + EVENT_WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let v: Value = serde_json::from_str(&line)
-                        .unwrap_or_else(|e| panic!("monitor line {line:?} is not JSON: {e}"));
-                    assert!(
-                        v["time"].as_str().is_some_and(|t| t.ends_with('Z')),
-                        "event without a timestamp: {line}"
-                    );
-                    eprintln!("monitor: {line}");
-                    self.seen.push(v.clone());
-                    if pred(&v) {
-                        return v;
-                    }
-                }
-                Err(_) => panic!(
-                    "no event for {what} within {EVENT_WAIT:?}; saw:\n{:#?}",
-                    self.seen
-                ),
-            }
-        }
-    }
-}
-
-impl Drop for Monitor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// An IPv4-typed broadcast frame from `src` (a MAC string), 60 bytes.

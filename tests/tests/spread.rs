@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use vswitch_tests::monitor::Monitor;
 use vswitch_tests::{wait_for, Daemon, Host};
 
 /// Busy poll-loop iterations (at least one frame received) per worker, from `vsctl metrics`.
@@ -87,6 +88,15 @@ fn one_bridge_forwards_on_both_workers_with_one_table() {
     assert!(rx > 1000, "port a received {rx} frames");
     let shown = d.ctl(&["port", "show", "a"]);
     assert_eq!(shown["details"]["workers"], 2, "{shown}");
+
+    // A port's link going down is one event, not one per worker's socket.
+    let mut monitor = Monitor::start(&d);
+    b.ns.exec_ok(&["ip", "link", "set", "eth0", "down"]);
+    let link_down = |e: &Value| e["event"] == "link" && e["port"] == "b" && e["up"] == false;
+    monitor.expect("port b's link down", link_down);
+    assert_eq!(monitor.count_within(Duration::from_secs(1), link_down), 1);
+    b.ns.exec_ok(&["ip", "link", "set", "eth0", "up"]);
+    drop(monitor);
 
     // What a bridge on every worker cannot do is refused with the reason.
     let e = d.ctl_err(&["port", "add", "guests", "t", "type=tap", "iface=sprtap0"]);

@@ -154,7 +154,10 @@ impl Switch {
             };
             if let Some(status) = slot.port.take_status() {
                 let port = crate::events::Name::new(&slot.name);
-                self.report(crate::events::DpEventKind::Port { port, status });
+                let bridge = slot.bridge;
+                if self.reports_port_changes(bridge) {
+                    self.report(crate::events::DpEventKind::Port { port, status });
+                }
                 continue;
             }
             match slot.port.take_event() {

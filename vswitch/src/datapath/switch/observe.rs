@@ -32,7 +32,10 @@ impl Switch {
         let mut links = LinkWatch::open();
         if let Some(l) = &mut links {
             for (id, slot) in self.ports.iter().enumerate() {
-                if let Some(slot) = slot {
+                if let Some(slot) = slot
+                    .as_ref()
+                    .filter(|s| self.reports_port_changes(s.bridge))
+                {
                     l.port_added(id, &slot.name, slot.port.iface());
                 }
             }
@@ -63,7 +66,13 @@ impl Switch {
     }
 
     pub(super) fn observe_port_added(&mut self, id: usize) {
-        let (Some(ev), Some(Some(slot))) = (self.events.as_mut(), self.ports.get(id)) else {
+        let reports = match self.ports.get(id) {
+            Some(Some(slot)) => self.reports_port_changes(slot.bridge),
+            _ => false,
+        };
+        let (true, Some(ev), Some(Some(slot))) =
+            (reports, self.events.as_mut(), self.ports.get(id))
+        else {
             return;
         };
         if let Some(l) = &mut ev.links {

@@ -30,6 +30,9 @@ pub struct ReplicaNews {
 pub struct ReplicaLinks {
     inbox: Receiver<ReplicaNews>,
     peers: Vec<Sender<ReplicaNews>>,
+    /// Worker 0: the one whose replica reports a shared port's link and
+    /// status changes, so monitors see each once.
+    first: bool,
     /// Batches not delivered because a peer's inbox was full.
     pub dropped: u64,
 }
@@ -48,6 +51,7 @@ impl ReplicaLinks {
                     .filter(|w| *w != me)
                     .map(|w| channels[w].0.clone())
                     .collect(),
+                first: me == 0,
                 dropped: 0,
             })
             .collect()
@@ -110,6 +114,13 @@ impl Switch {
                 }
             }
         }
+    }
+
+    /// Whether this worker reports the link and status changes of the
+    /// ports of bridge `b`: every worker for its own bridges, worker 0
+    /// alone for the shards of a bridge on every worker.
+    pub(super) fn reports_port_changes(&self, b: usize) -> bool {
+        !self.is_replica(b) || self.replica_links.as_ref().is_none_or(|l| l.first)
     }
 
     /// Batches of news not delivered (a peer's inbox was full).
