@@ -8,8 +8,8 @@
 //! settable on a running port (VLAN mode and policy, `PortSpec::SETTABLE`)
 //! gets one `port set`; any other difference (type, interface, bond
 //! members, VTEP settings, bridge) is a delete and an add. A bridge whose
-//! `mac_table_size` changes is rebuilt, with its ports; other bridge
-//! options are set in place.
+//! `mac_table_size` changes, or that goes to or from `worker=all`, is
+//! rebuilt, with its ports; other bridge options are set in place.
 //!
 //! Order: static entries that go, ports that go (tunnels before their
 //! underlays), bridges that go, new bridges, bridge settings, port
@@ -136,8 +136,13 @@ impl<'a> Planner<'a> {
                     self.bridges_gone.insert(&b.name);
                 }
                 Some(t) => {
-                    let size = |o: &Options| BridgeSpec::parse(o).map(|s| s.mac_table_size).ok();
-                    if size(&b.options) != size(&t.options) {
+                    // What only `bridge add` sets.
+                    let shape = |o: &Options| {
+                        BridgeSpec::parse(o)
+                            .map(|s| (s.mac_table_size, s.spread))
+                            .ok()
+                    };
+                    if shape(&b.options) != shape(&t.options) {
                         self.bridges_gone.insert(&b.name);
                         self.bridges_new.push(t);
                     }

@@ -178,6 +178,26 @@ fn moved_port_and_table_size_rebuild() {
         texts(&two, &bigger),
         ["bridge del br1", "bridge add br1 mac_table_size=1024"]
     );
+    let on_one = format!(
+        "{BASE}  - name: br1\n    options: {{worker: 1}}\n    ports:\n      - name: up1\n        options: {{type: afpacket, iface: eth2}}\n"
+    );
+    let on_all = on_one.replace("{worker: 1}", "{worker: all}");
+    assert_eq!(
+        texts(&on_one, &on_all),
+        [
+            "port del br1 up1",
+            "bridge del br1",
+            "bridge add br1 worker=all",
+            "port add br1 up1 iface=eth2 type=afpacket"
+        ]
+    );
+    let tap_on_all = on_all.replace("{type: afpacket, iface: eth2}", "{type: tap}");
+    let err = validate(&parse(&tap_on_all).unwrap()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot join a bridge on every worker"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -116,7 +116,15 @@ impl BridgeSpec {
 
     /// Checks a port against the bridge's guest VLAN range: a tap port (a
     /// VM's vNIC) must stay inside it, in access or trunk mode.
+    /// On a bridge on every worker, only ports whose receive side splits
+    /// into one shard per worker (afpacket, null) are admitted.
     pub fn admits(&self, port_name: &str, port: &PortSpec) -> Result<(), String> {
+        if self.spread && !matches!(port.kind, PortKind::Afpacket | PortKind::Null) {
+            return Err(format!(
+                "port {port_name:?}: a {} port cannot join a bridge on every worker (worker=all); afpacket and null ports can",
+                port.kind.as_str()
+            ));
+        }
         let Some(range) = &self.guest_vlans else {
             return Ok(());
         };
