@@ -19,7 +19,8 @@
 # vswitchd-null (a null source and sink: frames/s per datapath core, no kernel involved), and
 # vswitchd-null-2w (the same on two bridges, vswitchd --workers 2: how it scales), and
 # vswitchd-null-all (one bridge worker=all on two workers, a source and a sink shard on each:
-# how one bridge scales, its replicas sharing what they learn).
+# how one bridge scales, its replicas sharing what they learn); vswitchd-afpacket-all is
+# vswitchd-afpacket with the bridge on two workers (worker=all, vswitchd --workers 2).
 # Medians over RUNS are printed as a table with ratios against linux-bridge and ovs-afpacket,
 # and written as JSON.
 #
@@ -39,7 +40,7 @@ ROOT=$PWD
 . "$ROOT/bench/lib.sh"
 
 RUNS=3 SECS=10 OFFLOADS=on ONLY="" JSON_OUT="$ROOT/target/e2e.json" NULL_MACS=1024
-ALL_CONFIGS="generator linux-bridge vswitchd-afpacket vswitchd-afxdp vswitchd-tap vswitchd-tap-uring ovs-afpacket ovs-afxdp ovs-afpacket-tso vswitchd-null vswitchd-null-2w vswitchd-null-all"
+ALL_CONFIGS="generator linux-bridge vswitchd-afpacket vswitchd-afpacket-all vswitchd-afxdp vswitchd-tap vswitchd-tap-uring ovs-afpacket ovs-afxdp ovs-afpacket-tso vswitchd-null vswitchd-null-2w vswitchd-null-all"
 while [ $# -gt 0 ]; do
     case $1 in
         --runs) RUNS=$2; shift 2 ;;
@@ -281,10 +282,15 @@ vs_stop() { [ -n "$VS_PID" ] && stop_pid "$VS_PID"; VS_PID=""; }
 vsctl() { "$BIN/vsctl" --socket "$WORK/vs/sock" "$@" 2>&1 >/dev/null; }
 vsctl_json() { "$BIN/vsctl" --socket "$WORK/vs/sock" --json "$@"; }
 
-# vswitchd with the root-side veth ends as ports of type $1.
+# vswitchd with the root-side veth ends as ports of type $1; $2 "all": vswitchd --workers 2
+# and the bridge on both workers (worker=all), each port's flows spread over them.
 run_vswitchd_veth() {
     local type=$1 err
-    vs_start
+    if [ "${2:-}" = all ]; then
+        VS_ARGS="--workers 2" vs_start worker=all
+    else
+        vs_start
+    fi
     if ! err=$(vsctl port add br0 a "type=$type" "iface=$VA") ||
         ! err=$(vsctl port add br0 b "type=$type" "iface=$VB"); then
         skip "vsctl port add type=$type failed: $(echo "$err" | tail -1)"
@@ -475,6 +481,7 @@ for CONFIG in $ALL_CONFIGS; do
         generator) run_generator ;;
         linux-bridge) run_linux_bridge ;;
         vswitchd-afpacket) run_vswitchd_veth afpacket ;;
+        vswitchd-afpacket-all) run_vswitchd_veth afpacket all ;;
         vswitchd-afxdp) run_vswitchd_veth afxdp ;;
         vswitchd-tap) run_vswitchd_tap syscalls ;;
         vswitchd-tap-uring) run_vswitchd_tap uring ;;
