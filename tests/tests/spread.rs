@@ -1,7 +1,8 @@
 //! `bridge add NAME worker=all` on `vswitchd --workers 2`: one bridge forwarding on both
 //! datapath threads. The kernel spreads each afpacket port's frames over the two workers'
-//! sockets by flow (PACKET_FANOUT); the workers' replicas of the bridge share what they
-//! learn, so `fdb show` lists one table; a restart brings the bridge back on every worker.
+//! sockets by flow (PACKET_FANOUT), and a VM's tap becomes a multiqueue tap with a queue per
+//! worker; the workers' replicas of the bridge share what they learn, so `fdb show` lists one
+//! table; a restart brings the bridge back on every worker.
 
 use std::time::Duration;
 
@@ -48,6 +49,19 @@ fn iperf_tcp(from: &Host, to: &Host, streams: u32, secs: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Whether every worker's shard of `port` received frames (`port show`'s `per_worker`).
+fn each_worker_received(d: &Daemon, port: &str) -> bool {
+    let shown = d.ctl(&["port", "show", port]);
+    let shards = shown["details"]["per_worker"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    shards.len() == 2
+        && shards
+            .iter()
+            .all(|s| s["rx_packets"].as_u64().unwrap_or(0) > 0)
+}
+
 #[test]
 fn one_bridge_forwards_on_both_workers_with_one_table() {
     let mut d = Daemon::start_with("spread", &["--workers", "2"]);
@@ -88,6 +102,7 @@ fn one_bridge_forwards_on_both_workers_with_one_table() {
     assert!(rx > 1000, "port a received {rx} frames");
     let shown = d.ctl(&["port", "show", "a"]);
     assert_eq!(shown["details"]["workers"], 2, "{shown}");
+    assert!(each_worker_received(&d, "a"), "{shown}");
 
     // A port's link going down is one event, not one per worker's socket.
     let mut monitor = Monitor::start(&d);
@@ -99,7 +114,14 @@ fn one_bridge_forwards_on_both_workers_with_one_table() {
     drop(monitor);
 
     // What a bridge on every worker cannot do is refused with the reason.
-    let e = d.ctl_err(&["port", "add", "guests", "t", "type=tap", "iface=sprtap0"]);
+    let e = d.ctl_err(&[
+        "port",
+        "add",
+        "guests",
+        "v",
+        "type=vhostuser",
+        "socket=/tmp/spr.sock",
+    ]);
     assert!(e.contains("cannot join a bridge on every worker"), "{e}");
     let e = d.ctl_err(&["bridge", "set", "guests", "worker=1"]);
     assert!(e.contains("worker=all"), "{e}");
@@ -111,4 +133,39 @@ fn one_bridge_forwards_on_both_workers_with_one_table() {
     assert_eq!(d.ctl(&["bridge", "list"])[0]["all_workers"], true);
     a.ping(&b, 3).assert_no_loss(3);
     b.ping(&a, 3).assert_no_loss(3);
+}
+
+#[test]
+fn a_vms_tap_is_a_multiqueue_tap_with_a_queue_per_worker() {
+    let d = Daemon::start_with("spread-tap", &["--workers", "2"]);
+    d.ctl(&["bridge", "add", "guests", "worker=all"]);
+    let vm = Host::tap(&d, "guests", "vm", "sprvm", "10.97.31.1/24");
+    let peer = Host::veth("sprpeer", "10.97.31.2/24");
+    peer.attach(&d, "guests", "up");
+    vm.ping(&peer, 3).assert_no_loss(3);
+
+    // The VM's side sees two queues; its flows spread over them, one worker each.
+    let queues = vm
+        .ns
+        .exec_ok(&["ls", &format!("/sys/class/net/{}/queues", vm.ifname)]);
+    let rx_queues = queues
+        .split_whitespace()
+        .filter(|q| q.starts_with("rx-"))
+        .count();
+    assert_eq!(rx_queues, 2, "queues of the VM's tap: {queues}");
+    let bps = iperf_tcp(&vm, &peer, 16, 2);
+    assert!(bps > 1e8, "16 TCP streams from the VM: {bps} bit/s");
+    assert!(
+        each_worker_received(&d, "vm"),
+        "{}",
+        d.ctl(&["port", "show", "vm"])
+    );
+
+    // Deleting the port closes every queue: the tap goes.
+    let tap = vm.ifname.clone();
+    d.ctl(&["port", "del", "guests", "vm"]);
+    wait_for(Duration::from_secs(5), "the tap to go", || {
+        let links = vm.ns.exec(&["ip", "-o", "link"]).stdout;
+        (!links.contains(&format!(" {tap}:")) && !links.contains(&format!(" {tap}@"))).then_some(())
+    });
 }

@@ -191,8 +191,11 @@ fn moved_port_and_table_size_rebuild() {
             "port add br1 up1 iface=eth2 type=afpacket"
         ]
     );
-    let tap_on_all = on_all.replace("{type: afpacket, iface: eth2}", "{type: tap}");
-    let err = validate(&parse(&tap_on_all).unwrap()).unwrap_err();
+    let bond_on_all = on_all.replace(
+        "{type: afpacket, iface: eth2}",
+        "{type: bond, members: \"eth2,eth3\", mode: lacp}",
+    );
+    let err = validate(&parse(&bond_on_all).unwrap()).unwrap_err();
     assert!(
         err.to_string()
             .contains("cannot join a bridge on every worker"),

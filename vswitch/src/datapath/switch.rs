@@ -440,9 +440,18 @@ impl Switch {
                 let _ = reply.send(Ok(rows));
             }
             Command::PortDetails { name, reply } => {
-                let r = self
-                    .port_index(&name)
-                    .map(|id| self.ports[id].as_ref().and_then(|p| p.port.details()));
+                let r = self.port_index(&name).map(|id| {
+                    let slot = self.ports[id].as_ref()?;
+                    if !self.is_replica(slot.bridge) {
+                        return slot.port.details();
+                    }
+                    // One worker's shard: its share of the traffic too.
+                    Some(serde_json::json!({
+                        "rx_packets": slot.counters.rx_packets,
+                        "tx_packets": slot.counters.tx_packets,
+                        "details": slot.port.details(),
+                    }))
+                });
                 let _ = reply.send(r);
             }
             Command::Metrics { reply } => {

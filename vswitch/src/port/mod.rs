@@ -329,8 +329,10 @@ pub fn open(name: &str, spec: &crate::config::PortSpec) -> Result<Box<dyn Port>,
 }
 
 /// The backends of port `name` of a bridge on every worker: one shard per
-/// worker, each receiving its share of the port's frames. Only port kinds
-/// whose receive side the kernel (or the port) can split are accepted.
+/// worker, each receiving its share of the port's frames (afpacket: one
+/// PACKET_FANOUT group; tap: one multiqueue tap, a queue per worker). Only
+/// port kinds whose receive side the kernel (or the port) can split are
+/// accepted.
 pub fn open_shards(
     name: &str,
     spec: &crate::config::PortSpec,
@@ -341,10 +343,18 @@ pub fn open_shards(
             .into_iter()
             .map(|p| Box::new(p) as Box<dyn Port>)
             .collect()),
+        PortKind::Tap => {
+            Ok(
+                tap::TapPort::open_queues(&spec.iface, spec.tap_io.unwrap_or_default(), shards)?
+                    .into_iter()
+                    .map(|p| Box::new(p) as Box<dyn Port>)
+                    .collect(),
+            )
+        }
         PortKind::Null => (0..shards).map(|_| open(name, spec)).collect(),
         other => Err(PortError::Invalid(format!(
             "{name}: a {} port cannot join a bridge on every worker (worker=all); \
-             afpacket and null ports can",
+             afpacket, tap and null ports can",
             other.as_str()
         ))),
     }

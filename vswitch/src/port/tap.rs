@@ -128,8 +128,24 @@ impl TapPort {
     /// `io=uring` falls back to syscalls (logged, and said in the details)
     /// when io_uring cannot be set up; it never fails the open.
     pub fn open_with(iface: &str, io: TapIo) -> Result<TapPort, PortError> {
+        Self::open_queue(iface, io, false)
+    }
+
+    /// `queues` queues of the multiqueue tap `iface` (created, or attached
+    /// to if it exists as a multiqueue tap), one port each: the kernel
+    /// hands each flow the host or VM sends to one queue, so each datapath
+    /// worker reads its share (a bridge on every worker). The tap goes
+    /// when the last queue closes.
+    pub fn open_queues(iface: &str, io: TapIo, queues: usize) -> Result<Vec<TapPort>, PortError> {
+        (0..queues)
+            .map(|_| Self::open_queue(iface, io, true))
+            .collect()
+    }
+
+    fn open_queue(iface: &str, io: TapIo, multi_queue: bool) -> Result<TapPort, PortError> {
         validate_ifname(iface)?;
-        let (fd, name) = sys::tun::open_tap(iface).map_err(|e| e.into_port_error(iface))?;
+        let (fd, name) =
+            sys::tun::open_tap(iface, multi_queue).map_err(|e| e.into_port_error(iface))?;
         let uso = sys::tun::set_offloads(fd.as_fd()).map_err(|e| e.into_port_error(&name))?;
         sys::link_up(&name).map_err(|e| e.into_port_error(&name))?;
         let (mut uring, mut fallback) = (None, None);

@@ -144,11 +144,17 @@ fn guest_ranges_bind_tap_ports_only() {
     assert!(br.admits("up", &uplink).is_ok());
     assert!(BridgeSpec::parse(&opts(&[("guest_vlans", "0-5")])).is_err());
 
-    // A bridge on every worker takes afpacket and null ports only.
+    // A bridge on every worker takes afpacket, tap and null ports only.
     let all = BridgeSpec::parse(&opts(&[("worker", "all")])).unwrap();
     assert!(all.admits("up", &uplink).is_ok());
-    let err = all.admits("vm", &tap(&[("access", "150")])).unwrap_err();
-    assert!(err.contains("tap port cannot join"), "{err}");
+    assert!(all.admits("vm", &tap(&[("access", "150")])).is_ok());
+    let vhost = PortSpec::parse(
+        "vh",
+        &opts(&[("type", "vhostuser"), ("socket", "/run/vh.sock")]),
+    )
+    .unwrap();
+    let err = all.admits("vh", &vhost).unwrap_err();
+    assert!(err.contains("vhostuser port cannot join"), "{err}");
 }
 
 #[test]

@@ -7,9 +7,12 @@ use super::{ifreq_for, ifreq_name, SysError, SysResult};
 /// Opens `/dev/net/tun` non-blocking and attaches it to the tap `name`
 /// (created if missing; not made persistent, so a tap created here vanishes
 /// when the returned fd closes). Frames carry no packet-information prefix;
-/// each starts with a 10-byte virtio-net header (IFF_VNET_HDR). Returns the
-/// fd and the name the kernel used.
-pub fn open_tap(name: &str) -> SysResult<(OwnedFd, String)> {
+/// each starts with a 10-byte virtio-net header (IFF_VNET_HDR). With
+/// `multi_queue`, the tap is a multiqueue one (IFF_MULTI_QUEUE) and the fd
+/// one of its queues: each further call adds a queue, and the kernel hands
+/// each flow the host sends to one queue. Returns the fd and the name the
+/// kernel used.
+pub fn open_tap(name: &str, multi_queue: bool) -> SysResult<(OwnedFd, String)> {
     // SAFETY: open(2) with a NUL-terminated literal path and constant flags.
     let fd = unsafe {
         libc::open(
@@ -24,13 +27,22 @@ pub fn open_tap(name: &str) -> SysResult<(OwnedFd, String)> {
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
 
     let mut req = ifreq_for(name);
+    let queues = if multi_queue {
+        libc::IFF_MULTI_QUEUE
+    } else {
+        0
+    };
     req.ifr_ifru.ifru_flags =
-        (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as libc::c_short;
+        (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR | queues) as libc::c_short;
     // SAFETY: TUNSETIFF reads the name and flags from `req` and writes the
     // final name back into it; `req` is a valid, exclusively borrowed ifreq.
     if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF, &mut req) } < 0 {
         let err = SysError::last("create or attach the tap (TUNSETIFF)");
         let what = match err.source.raw_os_error() {
+            Some(libc::EINVAL) if multi_queue => {
+                "attach the tap (TUNSETIFF): an interface of that name exists \
+                 and is not a multiqueue tap"
+            }
             Some(libc::EINVAL) => {
                 "attach the tap (TUNSETIFF): an interface of that name exists \
                  and is not a single-queue tap"
