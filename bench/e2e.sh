@@ -19,8 +19,9 @@
 # vswitchd-null (a null source and sink: frames/s per datapath core, no kernel involved), and
 # vswitchd-null-2w (the same on two bridges, vswitchd --workers 2: how it scales), and
 # vswitchd-null-all (one bridge worker=all on two workers, a source and a sink shard on each:
-# how one bridge scales, its replicas sharing what they learn); vswitchd-afpacket-all is
-# vswitchd-afpacket with the bridge on two workers (worker=all, vswitchd --workers 2).
+# how one bridge scales, its replicas sharing what they learn); vswitchd-afpacket-all and
+# vswitchd-tap-all are vswitchd-afpacket and vswitchd-tap-uring with the bridge on two workers
+# (worker=all, vswitchd --workers 2: two-queue taps).
 # Medians over RUNS are printed as a table with ratios against linux-bridge and ovs-afpacket,
 # and written as JSON.
 #
@@ -40,7 +41,7 @@ ROOT=$PWD
 . "$ROOT/bench/lib.sh"
 
 RUNS=3 SECS=10 OFFLOADS=on ONLY="" JSON_OUT="$ROOT/target/e2e.json" NULL_MACS=1024
-ALL_CONFIGS="generator linux-bridge vswitchd-afpacket vswitchd-afpacket-all vswitchd-afxdp vswitchd-tap vswitchd-tap-uring ovs-afpacket ovs-afxdp ovs-afpacket-tso vswitchd-null vswitchd-null-2w vswitchd-null-all"
+ALL_CONFIGS="generator linux-bridge vswitchd-afpacket vswitchd-afpacket-all vswitchd-afxdp vswitchd-tap vswitchd-tap-uring vswitchd-tap-all ovs-afpacket ovs-afxdp ovs-afpacket-tso vswitchd-null vswitchd-null-2w vswitchd-null-all"
 while [ $# -gt 0 ]; do
     case $1 in
         --runs) RUNS=$2; shift 2 ;;
@@ -304,9 +305,13 @@ run_vswitchd_veth() {
     vs_stop
 }
 
-run_vswitchd_tap() { # $1: the ports' io= (syscalls or uring)
+run_vswitchd_tap() { # $1: the ports' io= (syscalls or uring); $2 "all": as run_vswitchd_veth
     local err io=$1
-    vs_start
+    if [ "${2:-}" = all ]; then
+        VS_ARGS="--workers 2" vs_start worker=all
+    else
+        vs_start
+    fi
     if ! err=$(vsctl port add br0 "${TAG}ta" type=tap "io=$io") ||
         ! err=$(vsctl port add br0 "${TAG}tb" type=tap "io=$io"); then
         skip "vsctl port add type=tap io=$io failed: $(echo "$err" | tail -1)"
@@ -485,6 +490,7 @@ for CONFIG in $ALL_CONFIGS; do
         vswitchd-afxdp) run_vswitchd_veth afxdp ;;
         vswitchd-tap) run_vswitchd_tap syscalls ;;
         vswitchd-tap-uring) run_vswitchd_tap uring ;;
+        vswitchd-tap-all) run_vswitchd_tap uring all ;;
         vswitchd-null) run_vswitchd_null 1 ;;
         vswitchd-null-2w) run_vswitchd_null 2 ;;
         vswitchd-null-all) run_vswitchd_null 2 all ;;
