@@ -297,17 +297,32 @@ impl Veth {
     /// Creates the pair with the peer born inside `ns` as `peer`, addressed `cidr` and up.
     /// The root end stays down: attaching it as an `afpacket` port must bring it up.
     pub fn new(ns: &Netns, peer: &str, cidr: &str) -> Veth {
+        Veth::with_queues(ns, peer, cidr, 1)
+    }
+
+    /// The same with `queues` receive and transmit queues at each end: the peer's flows
+    /// leave on (and the root end receives them on) one queue each, by flow hash.
+    pub fn with_queues(ns: &Netns, peer: &str, cidr: &str, queues: u32) -> Veth {
         let root = unique_ifname("vt");
+        let q = queues.to_string();
         sh(&[
             "ip",
             "link",
             "add",
             &root,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
             "type",
             "veth",
             "peer",
             "name",
             peer,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
             "netns",
             ns.name(),
         ])
@@ -412,8 +427,13 @@ pub struct Host {
 impl Host {
     /// A host wired by a veth pair; attach its root end with [`Host::attach`].
     pub fn veth(tag: &str, cidr: &str) -> Host {
+        Host::veth_with_queues(tag, cidr, 1)
+    }
+
+    /// The same over a veth pair with `queues` queues at each end.
+    pub fn veth_with_queues(tag: &str, cidr: &str, queues: u32) -> Host {
         let ns = Netns::new(tag);
-        let veth = Veth::new(&ns, "eth0", cidr);
+        let veth = Veth::with_queues(&ns, "eth0", cidr, queues);
         let mac = ns.mac("eth0");
         Host {
             veth: Some(veth),

@@ -1,14 +1,14 @@
 //! `bridge add NAME worker=all` on `vswitchd --workers 2`: one bridge forwarding on both
 //! datapath threads. The kernel spreads each afpacket port's frames over the two workers'
-//! sockets by flow (PACKET_FANOUT), and a VM's tap becomes a multiqueue tap with a queue per
-//! worker; the workers' replicas of the bridge share what they learn, so `fdb show` lists one
+//! sockets by flow (PACKET_FANOUT), an afxdp port's receive queues are dealt out to the
+//! workers, and a VM's tap becomes a multiqueue tap with a queue per worker; the workers' replicas of the bridge share what they learn, so `fdb show` lists one
 //! table; a restart brings the bridge back on every worker.
 
 use std::time::Duration;
 
 use serde_json::Value;
 use vswitch_tests::monitor::Monitor;
-use vswitch_tests::{wait_for, Daemon, Host};
+use vswitch_tests::{sh, wait_for, Daemon, Host};
 
 /// Busy poll-loop iterations (at least one frame received) per worker, from `vsctl metrics`.
 fn busy_iterations(d: &Daemon) -> Vec<u64> {
@@ -168,4 +168,68 @@ fn a_vms_tap_is_a_multiqueue_tap_with_a_queue_per_worker() {
         let links = vm.ns.exec(&["ip", "-o", "link"]).stdout;
         (!links.contains(&format!(" {tap}:")) && !links.contains(&format!(" {tap}@"))).then_some(())
     });
+}
+
+#[test]
+fn an_afxdp_ports_queues_are_dealt_out_to_the_workers() {
+    let d = Daemon::start_with("spread-xdp", &["--workers", "2"]);
+    d.ctl(&["bridge", "add", "guests", "worker=all"]);
+    let a = Host::veth_with_queues("sprxa", "10.97.32.1/24", 2);
+    let b = Host::veth_with_queues("sprxb", "10.97.32.2/24", 2);
+    // One queue cannot serve two workers: each sends on queues of its own.
+    let iface_a = format!("iface={}", a.root_if());
+    let e = d.ctl_err(&[
+        "port",
+        "add",
+        "guests",
+        "a",
+        "type=afxdp",
+        &iface_a,
+        "queues=1",
+    ]);
+    assert!(e.contains("at least 2"), "{e}");
+    for (host, port) in [(&a, "a"), (&b, "b")] {
+        let iface = format!("iface={}", host.root_if());
+        d.ctl(&[
+            "port",
+            "add",
+            "guests",
+            port,
+            "type=afxdp",
+            &iface,
+            "queues=2",
+        ]);
+    }
+    d.wait_ports_up(Duration::from_secs(10));
+    a.ping(&b, 3).assert_no_loss(3);
+
+    // Worker 0 polls queue 0, worker 1 queue 1; the hosts' flows leave on both queues.
+    let shown = d.ctl(&["port", "show", "a"]);
+    let queues: Vec<&Value> = shown["details"]["per_worker"]
+        .as_array()
+        .map(|w| w.iter().map(|s| &s["details"]["queues"]).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        queues,
+        [&serde_json::json!([0]), &serde_json::json!([1])],
+        "{shown}"
+    );
+    let bps = iperf_tcp(&a, &b, 16, 2);
+    assert!(bps > 1e7, "16 TCP streams over afxdp ports: {bps} bit/s");
+    for port in ["a", "b"] {
+        assert!(
+            each_worker_received(&d, port),
+            "{}",
+            d.ctl(&["port", "show", port])
+        );
+    }
+
+    // The shards share one XDP program, which leaves with the port.
+    let root = a.root_if().to_string();
+    d.ctl(&["port", "del", "guests", "a"]);
+    let shown = sh(&["ip", "-d", "link", "show", "dev", &root]).stdout;
+    assert!(
+        !shown.contains("prog/xdp"),
+        "the XDP program left with the port: {shown}"
+    );
 }

@@ -117,15 +117,15 @@ impl BridgeSpec {
     /// Checks a port against the bridge's guest VLAN range: a tap port (a
     /// VM's vNIC) must stay inside it, in access or trunk mode.
     /// On a bridge on every worker, only ports whose receive side splits
-    /// into one shard per worker (afpacket, tap, null) are admitted.
+    /// into one shard per worker (afpacket, afxdp, tap, null) are admitted.
     pub fn admits(&self, port_name: &str, port: &PortSpec) -> Result<(), String> {
         let splits = matches!(
             port.kind,
-            PortKind::Afpacket | PortKind::Tap | PortKind::Null
+            PortKind::Afpacket | PortKind::Afxdp | PortKind::Tap | PortKind::Null
         );
         if self.spread && !splits {
             return Err(format!(
-                "port {port_name:?}: a {} port cannot join a bridge on every worker (worker=all); afpacket, tap and null ports can",
+                "port {port_name:?}: a {} port cannot join a bridge on every worker (worker=all); afpacket, afxdp, tap and null ports can",
                 port.kind.as_str()
             ));
         }

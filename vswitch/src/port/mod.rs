@@ -330,7 +330,8 @@ pub fn open(name: &str, spec: &crate::config::PortSpec) -> Result<Box<dyn Port>,
 
 /// The backends of port `name` of a bridge on every worker: one shard per
 /// worker, each receiving its share of the port's frames (afpacket: one
-/// PACKET_FANOUT group; tap: one multiqueue tap, a queue per worker). Only
+/// PACKET_FANOUT group; afxdp: the receive queues dealt out; tap: one
+/// multiqueue tap, a queue per worker). Only
 /// port kinds whose receive side the kernel (or the port) can split are
 /// accepted.
 pub fn open_shards(
@@ -351,10 +352,18 @@ pub fn open_shards(
                     .collect(),
             )
         }
+        PortKind::Afxdp => Ok(afxdp::AfXdpPort::open_shards(
+            &spec.iface,
+            &spec.afxdp.unwrap_or_default(),
+            shards,
+        )?
+        .into_iter()
+        .map(|p| Box::new(p) as Box<dyn Port>)
+        .collect()),
         PortKind::Null => (0..shards).map(|_| open(name, spec)).collect(),
         other => Err(PortError::Invalid(format!(
             "{name}: a {} port cannot join a bridge on every worker (worker=all); \
-             afpacket, tap and null ports can",
+             afpacket, afxdp, tap and null ports can",
             other.as_str()
         ))),
     }

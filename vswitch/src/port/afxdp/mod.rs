@@ -33,6 +33,7 @@ pub mod program;
 mod tests;
 
 use std::os::fd::RawFd;
+use std::sync::Arc;
 
 use super::sys::epoll::Epoll;
 use super::sys::xdp::{BindMode, XskGeometry, XskSocket, XDP_PACKET_HEADROOM};
@@ -129,8 +130,9 @@ impl Queue {
 /// An interface driven through AF_XDP sockets.
 pub struct AfXdpPort {
     // Dropped first: the program leaves the interface before its sockets
-    // close.
-    attachment: Attachment,
+    // close (shared by the shards of a port on every worker: the last one
+    // dropped detaches it).
+    attachment: Arc<Attachment>,
     queues: Vec<Queue>,
     ready: Epoll,
     name: String,
@@ -167,6 +169,19 @@ impl AfXdpPort {
     /// socket on each of its first `cfg.queues` receive queues and brings
     /// the interface up.
     pub fn open(iface: &str, cfg: &AfXdpConfig) -> Result<AfXdpPort, PortError> {
+        let mut ports = Self::open_shards(iface, cfg, 1)?;
+        Ok(ports.remove(0))
+    }
+
+    /// The same, as `shards` ports sharing the program: shard i takes
+    /// queues i, i + shards, ... (each worker of a bridge on every worker
+    /// polls its own queues and sends on them), so `cfg.queues` must be at
+    /// least `shards`.
+    pub fn open_shards(
+        iface: &str,
+        cfg: &AfXdpConfig,
+        shards: usize,
+    ) -> Result<Vec<AfXdpPort>, PortError> {
         validate_ifname(iface)?;
         let err = |e: SysError| {
             if e.is_no_device() {
@@ -199,33 +214,44 @@ impl AfXdpPort {
                 )));
             }
         }
-        let attachment = attach::attach(iface, ifindex, cfg.queues, cfg.mode)?;
+        if (cfg.queues as usize) < shards {
+            return Err(PortError::Invalid(format!(
+                "queues={} on a bridge on every worker: give {iface:?} at least {shards} \
+                 (each of the {shards} workers receives and sends on queues of its own)",
+                cfg.queues
+            )));
+        }
+        let attachment = Arc::new(attach::attach(iface, ifindex, cfg.queues, cfg.mode)?);
         let geo = XskGeometry {
             frame_size: FRAME_SIZE,
             rx_frames: RX_FRAMES,
             tx_frames: TX_FRAMES,
         };
         let zerocopy = attachment.mode == XdpMode::Native;
-        let ready = Epoll::new().map_err(err)?;
-        let mut queues = Vec::with_capacity(cfg.queues as usize);
-        for id in 0..cfg.queues {
-            let q = Queue::open(ifindex, id, &geo, zerocopy).map_err(err)?;
-            sys::bpf::xskmap_set(&attachment.map, id, q.sock.fd()).map_err(err)?;
-            ready.add(q.sock.fd()).map_err(err)?;
-            queues.push(q);
+        let mut ports = Vec::with_capacity(shards);
+        for shard in 0..shards {
+            let ready = Epoll::new().map_err(err)?;
+            let mut queues = Vec::new();
+            for id in (shard as u32..cfg.queues).step_by(shards) {
+                let q = Queue::open(ifindex, id, &geo, zerocopy).map_err(err)?;
+                sys::bpf::xskmap_set(&attachment.map, id, q.sock.fd()).map_err(err)?;
+                ready.add(q.sock.fd()).map_err(err)?;
+                queues.push(q);
+            }
+            ports.push(AfXdpPort {
+                attachment: attachment.clone(),
+                queues,
+                ready,
+                name: iface.to_string(),
+                mtu,
+                geo,
+                next_rx: 0,
+                tx_pending: false,
+                csum_repaired: 0,
+            });
         }
         sys::link_up(iface).map_err(err)?;
-        Ok(AfXdpPort {
-            attachment,
-            queues,
-            ready,
-            name: iface.to_string(),
-            mtu,
-            geo,
-            next_rx: 0,
-            tx_pending: false,
-            csum_repaired: 0,
-        })
+        Ok(ports)
     }
 
     fn bind_mode(&self) -> BindMode {
