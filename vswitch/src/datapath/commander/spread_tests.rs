@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use super::tests::two_workers;
 use super::*;
-use crate::datapath::{DatapathHandle, WorkerPlan};
+use crate::datapath::DatapathHandle;
 use crate::pipeline::admit::PortPolicy;
 use crate::port::loopback::{LoopbackLink, LoopbackPort};
 use crate::wire::ethernet::build_frame;
@@ -12,14 +13,6 @@ use crate::wire::MacAddr;
 
 fn mac(n: u8) -> MacAddr {
     MacAddr([0x02, 0, 0, 0, 0, n])
-}
-
-fn two_workers() -> DatapathHandle {
-    DatapathHandle::spawn_workers(&WorkerPlan {
-        workers: 2,
-        cpus: Vec::new(),
-    })
-    .unwrap()
 }
 
 fn add_spread_bridge(dp: &DatapathHandle, name: &str) -> Result<(), DatapathError> {

@@ -6,7 +6,8 @@ use crate::pipeline::admit::PortPolicy;
 use crate::port::loopback::LoopbackPort;
 use crate::wire::MacAddr;
 
-fn two_workers() -> DatapathHandle {
+/// A datapath of two real worker threads.
+pub(super) fn two_workers() -> DatapathHandle {
     DatapathHandle::spawn_workers(&WorkerPlan {
         workers: 2,
         cpus: Vec::new(),
