@@ -373,6 +373,7 @@ impl Executor {
                     guest_vlans: spec.guest_vlans.map(|g| g.to_string()),
                     worker: state.map(|s| s.worker),
                     all_workers: state.is_some_and(|s| s.spread),
+                    macs_unshared: state.map_or(0, |s| s.macs_unshared),
                 }
             })
             .collect();

@@ -209,6 +209,14 @@ pub struct BridgeInfo {
     /// Runs on every worker (`worker=all`); `worker` is then the first.
     #[serde(default)]
     pub all_workers: bool,
+    /// For such a bridge: MACs one worker learned that did not reach the
+    /// others (they flood to those until they learn them); absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub macs_unshared: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One row of `port_list`.

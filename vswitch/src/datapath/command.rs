@@ -62,6 +62,9 @@ pub struct BridgeState {
     pub worker: usize,
     /// Whether it runs on every worker (`workers=all`).
     pub spread: bool,
+    /// For such a bridge: MACs a replica learned that did not reach the
+    /// others (`fdb::replica`).
+    pub macs_unshared: u64,
 }
 
 pub enum Command {

@@ -412,6 +412,7 @@ impl Switch {
                         max_entries: b.fdb.max_entries(),
                         worker: 0,
                         spread: b.fdb.shares_learning(),
+                        macs_unshared: b.fdb.shared_dropped(),
                     })
                     .collect();
                 let _ = reply.send(Ok(states));

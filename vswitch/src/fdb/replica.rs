@@ -15,8 +15,9 @@
 //!
 //! The outbox is bounded: beyond `OUTBOX_CAPACITY` MACs in one pass (a
 //! flood of new sources), the rest are not shared and `dropped` counts
-//! them; the other replicas flood frames to those MACs until they learn
-//! them from their own traffic or from a later share.
+//! them (`bridge list` shows it as `macs_unshared`); the other replicas
+//! flood frames to those MACs until they learn them from their own
+//! traffic or from a later share.
 
 use super::{key, Fdb, PortId};
 use crate::wire::MacAddr;
@@ -127,9 +128,17 @@ impl Fdb {
             .unwrap_or_default()
     }
 
-    /// MACs not shared because the outbox was full.
+    /// MACs not shared: the outbox was full, or a batch found another
+    /// worker's inbox full (`count_unshared`).
     pub fn shared_dropped(&self) -> u64 {
         self.replica.as_ref().map_or(0, |r| r.dropped)
+    }
+
+    /// Counts `n` MACs of a batch that did not reach another worker.
+    pub fn count_unshared(&mut self, n: u64) {
+        if let Some(r) = self.replica.as_mut() {
+            r.dropped += n;
+        }
     }
 
     /// Applies a MAC another replica saw. Returns whether the table

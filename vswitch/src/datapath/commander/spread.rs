@@ -427,6 +427,7 @@ pub(super) fn merge_bridge_states(parts: Vec<Vec<BridgeState>>) -> Vec<BridgeSta
                     c.learn_refused += n.learn_refused;
                     c.static_conflicts += n.static_conflicts;
                     c.aged_out = c.aged_out.max(n.aged_out);
+                    b.macs_unshared += s.macs_unshared;
                 }
                 None => all.push(s),
             }

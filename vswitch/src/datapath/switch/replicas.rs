@@ -16,7 +16,8 @@ use super::Switch;
 use crate::fdb::replica::SharedMac;
 
 /// Batches of news a worker may have waiting before the senders drop more
-/// (a worker stuck for that long gets flooded frames, never lost state).
+/// (counted as the bridge's unshared MACs; a worker stuck for that long
+/// floods frames to MACs it missed, and no state is lost).
 const INBOX_DEPTH: usize = 256;
 
 /// MACs one replica of bridge `bridge` learned, for the others.
@@ -33,8 +34,6 @@ pub struct ReplicaLinks {
     /// Worker 0: the one whose replica reports a shared port's link and
     /// status changes, so monitors see each once.
     first: bool,
-    /// Batches not delivered because a peer's inbox was full.
-    pub dropped: u64,
 }
 
 impl ReplicaLinks {
@@ -52,7 +51,6 @@ impl ReplicaLinks {
                     .map(|w| channels[w].0.clone())
                     .collect(),
                 first: me == 0,
-                dropped: 0,
             })
             .collect()
     }
@@ -91,7 +89,7 @@ impl Switch {
 
     /// Sends what this worker's replicas learned to the others.
     pub(super) fn send_replica_news(&mut self) {
-        let Some(links) = self.replica_links.as_mut() else {
+        let Some(links) = self.replica_links.as_ref() else {
             return;
         };
         for (i, bridge) in self.bridges.iter_mut().enumerate() {
@@ -108,8 +106,8 @@ impl Switch {
                 };
                 match peer.try_send(ReplicaNews { bridge: i, macs }) {
                     Ok(()) => {}
-                    Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                        links.dropped += 1;
+                    Err(TrySendError::Full(n)) | Err(TrySendError::Disconnected(n)) => {
+                        bridge.fdb.count_unshared(n.macs.len() as u64);
                     }
                 }
             }
@@ -121,11 +119,6 @@ impl Switch {
     /// alone for the shards of a bridge on every worker.
     pub(super) fn reports_port_changes(&self, b: usize) -> bool {
         !self.is_replica(b) || self.replica_links.as_ref().is_none_or(|l| l.first)
-    }
-
-    /// Batches of news not delivered (a peer's inbox was full).
-    pub fn replica_news_dropped(&self) -> u64 {
-        self.replica_links.as_ref().map_or(0, |l| l.dropped)
     }
 }
 
@@ -154,7 +147,7 @@ mod tests {
         let mut shards = Vec::new();
         for sw in workers.iter_mut() {
             sw.set_replica_links(links.next().unwrap());
-            sw.add_bridge_at("spread".into(), 300, 64, Some(0)).unwrap();
+            sw.add_bridge_at("spread".into(), 300, 1024, Some(0)).unwrap();
             for (i, name) in ["a", "b"].iter().enumerate() {
                 let (port, link) = LoopbackPort::linked(name);
                 shards.push(link);
@@ -193,7 +186,24 @@ mod tests {
         // And worker 0 learns mac(2) from worker 1 in turn.
         w0.poll_once(&mut batch, now);
         assert_eq!(w0.fdb("spread").unwrap().lookup(0, mac(2)), Some(1));
-        assert_eq!(w0.replica_news_dropped() + w1.replica_news_dropped(), 0);
+        for w in [&w0, &w1] {
+            assert_eq!(w.fdb("spread").unwrap().shared_dropped(), 0);
+        }
+    }
+
+    #[test]
+    fn a_full_inbox_counts_the_macs_it_could_not_take() {
+        // Worker 1 never runs a pass: its inbox fills with one batch per pass of worker 0.
+        let (mut w0, _w1, shards) = two_replicas();
+        let mut batch = Batch::new();
+        for i in 0..INBOX_DEPTH as u64 + 3 {
+            let src = MacAddr::from_u64(0x0200_0000_1000 + i);
+            shards[0].inject(&build_frame(mac(9), src, 0x0800, &[0; 46]));
+            w0.poll_once(&mut batch, Duration::from_secs(1));
+        }
+        let fdb = w0.fdb("spread").unwrap();
+        assert_eq!(fdb.len(), INBOX_DEPTH + 3, "learned all the same");
+        assert_eq!(fdb.shared_dropped(), 3);
     }
 
     #[test]

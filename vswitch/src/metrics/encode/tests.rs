@@ -86,6 +86,7 @@ fn snapshot() -> Snapshot {
             max_entries: 64,
             worker: 0,
             spread: false,
+            macs_unshared: 0,
         }],
         datapath: DatapathMetrics {
             per_worker: vec![loop_counters],
