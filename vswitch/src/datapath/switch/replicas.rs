@@ -147,7 +147,8 @@ mod tests {
         let mut shards = Vec::new();
         for sw in workers.iter_mut() {
             sw.set_replica_links(links.next().unwrap());
-            sw.add_bridge_at("spread".into(), 300, 1024, Some(0)).unwrap();
+            sw.add_bridge_at("spread".into(), 300, 1024, Some(0))
+                .unwrap();
             for (i, name) in ["a", "b"].iter().enumerate() {
                 let (port, link) = LoopbackPort::linked(name);
                 shards.push(link);
