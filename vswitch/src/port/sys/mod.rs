@@ -331,6 +331,34 @@ fn setsockopt<T: Copy>(
     setsockopt_fd(fd.as_fd(), level, name, value).map_err(|source| SysError { what, source })
 }
 
+/// getsockopt(2) into a plain-old-data `value`; returns the bytes the
+/// kernel wrote (an older kernel may write fewer than `size_of::<T>()`).
+fn getsockopt_fd<T: Copy>(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &mut T,
+) -> io::Result<usize> {
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are valid for writes, `len` is the size of
+    // `value`, and `T: Copy` has no drop glue nor invalid bit patterns the
+    // callers use (plain integers and C structs of them).
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (value as *mut T).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(len as usize)
+    }
+}
+
 /// setsockopt(2) on a borrowed descriptor.
 fn setsockopt_fd<T: Copy>(
     fd: BorrowedFd<'_>,

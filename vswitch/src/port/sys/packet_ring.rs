@@ -16,11 +16,11 @@
 //! the kernel may be writing.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::{setsockopt, SysError, SysResult};
+use super::{getsockopt_fd, setsockopt, SysError, SysResult};
 use crate::wire::vnet::{VnetHdr, VNET_HDR_LEN};
 
 /// Offset of the frame in a tx slot: TPACKET_ALIGN(sizeof(tpacket2_hdr)).
@@ -461,21 +461,13 @@ impl PacketRing {
             tp_packets: 0,
             tp_drops: 0,
         };
-        let mut len = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
-        // SAFETY: `stats` and `len` are valid for writes and `len` is the
-        // size of `stats`, the struct PACKET_STATISTICS fills for TPACKET_V2.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                libc::PACKET_STATISTICS,
-                (&mut stats as *mut libc::tpacket_stats).cast(),
-                &mut len,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // The struct PACKET_STATISTICS fills for TPACKET_V2.
+        getsockopt_fd(
+            self.fd.as_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_STATISTICS,
+            &mut stats,
+        )?;
         Ok(stats.tp_drops)
     }
 
@@ -498,42 +490,27 @@ impl PacketRing {
         if let Some(id) = group {
             return Ok(id);
         }
+        // PACKET_FANOUT reads back id | type << 16.
         let mut got: libc::c_uint = 0;
-        let mut len = std::mem::size_of::<libc::c_uint>() as libc::socklen_t;
-        // SAFETY: `got` and `len` are valid for writes and `len` is the size
-        // of `got`, the int PACKET_FANOUT reads back (id | type << 16).
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                libc::PACKET_FANOUT,
-                (&mut got as *mut libc::c_uint).cast(),
-                &mut len,
-            )
-        };
-        if rc < 0 {
-            return Err(SysError::last("read the PACKET_FANOUT group id"));
-        }
+        getsockopt_fd(
+            self.fd.as_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_FANOUT,
+            &mut got,
+        )
+        .map_err(|source| SysError {
+            what: "read the PACKET_FANOUT group id",
+            source,
+        })?;
         Ok((got & 0xffff) as u16)
     }
 
     pub fn take_error(&self) -> Option<io::Error> {
         let mut err: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: `err` and `len` are valid for writes and `len` matches.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ERROR,
-                (&mut err as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        match (rc, err) {
-            (rc, _) if rc < 0 => Some(io::Error::last_os_error()),
-            (_, 0) => None,
-            (_, e) => Some(io::Error::from_raw_os_error(e)),
+        match getsockopt_fd(self.fd.as_fd(), libc::SOL_SOCKET, libc::SO_ERROR, &mut err) {
+            Err(e) => Some(e),
+            Ok(_) if err == 0 => None,
+            Ok(_) => Some(io::Error::from_raw_os_error(err)),
         }
     }
 }

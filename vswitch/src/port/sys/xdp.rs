@@ -10,11 +10,11 @@
 //! and lends them out only while it owns them.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 
 use super::xsk_ring::{Consumer, Mapping, Producer, RingLayout};
-use super::{setsockopt, SysError, SysResult};
+use super::{getsockopt_fd, setsockopt, SysError, SysResult};
 
 /// Offset the kernel puts a received frame at inside its chunk in copy
 /// mode (XDP_PACKET_HEADROOM, include/uapi/linux/bpf.h), with no UMEM
@@ -273,21 +273,12 @@ impl XskSocket {
             rx_fill_ring_empty_descs: 0,
             tx_ring_empty_descs: 0,
         };
-        let mut len = std::mem::size_of::<libc::xdp_statistics>() as libc::socklen_t;
-        // SAFETY: `stats` and `len` are valid for writes and `len` is the
-        // size of `stats`.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_XDP,
-                libc::XDP_STATISTICS,
-                (&mut stats as *mut libc::xdp_statistics).cast(),
-                &mut len,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        getsockopt_fd(
+            self.fd.as_fd(),
+            libc::SOL_XDP,
+            libc::XDP_STATISTICS,
+            &mut stats,
+        )?;
         Ok(stats)
     }
 }
@@ -322,21 +313,13 @@ fn mmap_offsets(fd: &OwnedFd) -> SysResult<libc::xdp_mmap_offsets> {
         fr: zero,
         cr: zero,
     };
-    let mut len = std::mem::size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
-    // SAFETY: `off` and `len` are valid for writes and `len` is its size.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_XDP,
-            libc::XDP_MMAP_OFFSETS,
-            (&mut off as *mut libc::xdp_mmap_offsets).cast(),
-            &mut len,
-        )
-    };
-    if rc < 0 {
-        return Err(SysError::last("read the ring offsets (XDP_MMAP_OFFSETS)"));
-    }
-    if len as usize != std::mem::size_of::<libc::xdp_mmap_offsets>() {
+    let len = getsockopt_fd(fd.as_fd(), libc::SOL_XDP, libc::XDP_MMAP_OFFSETS, &mut off).map_err(
+        |source| SysError {
+            what: "read the ring offsets (XDP_MMAP_OFFSETS)",
+            source,
+        },
+    )?;
+    if len != std::mem::size_of::<libc::xdp_mmap_offsets>() {
         // Kernels before 5.4 have no flags word (no need_wakeup either).
         return Err(SysError {
             what: "read the ring offsets (XDP_MMAP_OFFSETS)",
