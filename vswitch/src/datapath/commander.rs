@@ -334,25 +334,12 @@ impl Commander {
 
     /// Where a command that changes nothing of what exists goes.
     fn route_of(&self, cmd: &Command) -> Route {
-        match cmd {
-            Command::FdbDel { bridge, .. }
-            | Command::FdbFlush { bridge, .. }
-            | Command::FdbDump { bridge, .. }
-            | Command::EvpnAttach { bridge, .. }
-            | Command::EvpnUpdate { bridge, .. }
-            | Command::EvpnLocalMacs { bridge, .. } => self.bridge_route(bridge),
-            Command::FdbAdd { bridge, port, .. } => self.member_route(bridge, port),
-            Command::Trace {
-                bridge, in_port, ..
-            } => self.member_route(bridge, in_port),
-            Command::SetPortPolicy { name, .. } | Command::PortDetails { name, .. } => {
-                self.port_route(name)
-            }
-            Command::CaptureStart { port, .. } | Command::CaptureStop { port, .. } => {
-                self.port_route(port)
-            }
+        match named(cmd) {
+            Some(Named::Bridge(bridge)) => self.bridge_route(bridge),
+            Some(Named::Member { bridge, port }) => self.member_route(bridge, port),
+            Some(Named::Port(port)) => self.port_route(port),
             // Handled in `dispatch`; worker 0 would do for any of them.
-            _ => Route::Worker(0),
+            None => Route::Worker(0),
         }
     }
 
@@ -504,6 +491,43 @@ fn merge_metrics(parts: Vec<DatapathMetrics>) -> DatapathMetrics {
         }
     }
     all
+}
+
+/// What a command is about.
+enum Named<'a> {
+    Bridge(&'a str),
+    Port(&'a str),
+    /// A bridge and one of its ports.
+    Member {
+        bridge: &'a str,
+        port: &'a str,
+    },
+}
+
+/// The bridge or port a command names, for the commands about one.
+fn named(cmd: &Command) -> Option<Named<'_>> {
+    Some(match cmd {
+        Command::FdbDel { bridge, .. }
+        | Command::FdbFlush { bridge, .. }
+        | Command::FdbDump { bridge, .. }
+        | Command::SetBridge { bridge, .. }
+        | Command::DelBridge { name: bridge, .. }
+        | Command::EvpnAttach { bridge, .. }
+        | Command::EvpnUpdate { bridge, .. }
+        | Command::EvpnLocalMacs { bridge, .. } => Named::Bridge(bridge),
+        Command::FdbAdd { bridge, port, .. }
+        | Command::Trace {
+            bridge,
+            in_port: port,
+            ..
+        } => Named::Member { bridge, port },
+        Command::SetPortPolicy { name: port, .. }
+        | Command::PortDetails { name: port, .. }
+        | Command::DelPort { name: port, .. }
+        | Command::CaptureStart { port, .. }
+        | Command::CaptureStop { port, .. } => Named::Port(port),
+        _ => return None,
+    })
 }
 
 /// Answers a command with `e` without sending it anywhere.

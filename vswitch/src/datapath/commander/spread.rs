@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use super::Commander;
+use super::{Commander, Named};
 use crate::control::protocol::{FdbEntryInfo, PortStatsReport};
 use crate::datapath::{BridgeState, Command, DatapathError};
 use crate::pipeline::admit::PortPolicy;
@@ -22,24 +22,12 @@ impl Commander {
     /// Whether `cmd` names a bridge on every worker or one of its ports.
     pub(super) fn targets_spread(&self, cmd: &Command) -> bool {
         let p = self.placement();
-        match cmd {
-            Command::FdbAdd { bridge, .. }
-            | Command::FdbDel { bridge, .. }
-            | Command::FdbFlush { bridge, .. }
-            | Command::FdbDump { bridge, .. }
-            | Command::Trace { bridge, .. }
-            | Command::SetBridge { bridge, .. }
-            | Command::EvpnAttach { bridge, .. }
-            | Command::EvpnUpdate { bridge, .. }
-            | Command::EvpnLocalMacs { bridge, .. } => p.spread_slot(bridge).is_some(),
-            Command::DelBridge { name, .. } => p.spread_slot(name).is_some(),
-            Command::SetPortPolicy { name, .. }
-            | Command::PortDetails { name, .. }
-            | Command::DelPort { name, .. } => p.spread_port_slot(name).is_some(),
-            Command::CaptureStart { port, .. } | Command::CaptureStop { port, .. } => {
-                p.spread_port_slot(port).is_some()
+        match super::named(cmd) {
+            Some(Named::Bridge(bridge) | Named::Member { bridge, .. }) => {
+                p.spread_slot(bridge).is_some()
             }
-            _ => false,
+            Some(Named::Port(port)) => p.spread_port_slot(port).is_some(),
+            None => false,
         }
     }
 
